@@ -1,0 +1,134 @@
+"""Strict CoNLL reading and writing.
+
+Format: one word per line, columns separated by whitespace, the word first and the tag last, a blank line
+between sentences. ``-DOCSTART-`` lines (document boundaries) are skipped. Anything else that does not fit
+raises :class:`ConllFormatError` naming the file and line, so broken data never trains a model silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from xner.labels import TAG_PATTERN
+from xner.types import Sentence
+
+
+class ConllFormatError(ValueError):
+    """A CoNLL file does not follow the expected format."""
+
+    def __init__(self, path: str | Path, line_no: int | None, message: str):
+        where = f"{path}:{line_no}" if line_no is not None else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path, self.line_no = str(path), line_no
+
+
+def read_conll(
+    path: str | Path,
+    *,
+    allowed_tags: Iterable[str] | None = None,
+    id_prefix: str | None = None,
+    lang: str = "",
+    domain: str = "",
+    labelled: bool = True,
+) -> list[Sentence]:
+    """Read a CoNLL file into sentences.
+
+    Args:
+        path: the file.
+        allowed_tags: when given, any other tag raises (e.g. the dataset's declared label set).
+        id_prefix: prefix of sentence ids (default: the file path); ids are ``<prefix>:<index>``.
+        lang: language code stored on each sentence.
+        domain: domain name stored on each sentence.
+        labelled: ``False`` reads one column (words only) and returns sentences without tags.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConllFormatError: a malformed line, an invalid or unknown tag, or a file without sentences.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CoNLL file not found: {path}. Check paths.data_dir (env XNER_DATA).")
+    allowed = set(allowed_tags) if allowed_tags is not None else None
+    prefix = id_prefix if id_prefix is not None else str(path)
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+
+    def flush() -> None:
+        if tokens:
+            sentences.append(
+                Sentence(tokens, tags if labelled else None, f"{prefix}:{len(sentences)}", lang, domain)
+            )
+            tokens.clear()
+            tags.clear()
+
+    with path.open(encoding="utf-8") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if line_no == 1:
+                line = line.lstrip("\ufeff")
+            if not line.strip():
+                flush()
+                continue
+            columns = line.split()
+            if columns[0] == "-DOCSTART-":
+                flush()
+                continue
+            if not labelled:
+                tokens.append(columns[0])
+                continue
+            if len(columns) < 2:
+                raise ConllFormatError(
+                    path, line_no, f"expected '<word> <tag>' but found {line!r} (one column). "
+                    "Each non-blank line needs a word and a tag separated by whitespace."
+                )
+            tag = columns[-1]
+            if not TAG_PATTERN.match(tag):
+                raise ConllFormatError(
+                    path, line_no, f"malformed tag {tag!r} in {line!r}: expected 'O' or 'B-TYPE'/'I-TYPE'."
+                )
+            if allowed is not None and tag not in allowed:
+                raise ConllFormatError(
+                    path, line_no, f"unknown tag {tag!r}; allowed tags are {sorted(allowed)}. "
+                    "Fix the file or declare the type in the dataset's label set / label_map."
+                )
+            tokens.append(columns[0])
+            tags.append(tag)
+    flush()
+    if not sentences:
+        raise ConllFormatError(path, None, "no sentences found (empty file?).")
+    return sentences
+
+
+def write_conll(path: str | Path, sentences: Sequence[Sentence], extra_columns: Sequence[Sequence[Sequence[str]]] = ()) -> None:
+    """Write sentences (word, tag[, extra columns...]) atomically.
+
+    Args:
+        path: output file; parent directories are created.
+        sentences: sentences with tags (untagged sentences are written with ``O``).
+        extra_columns: per column, per sentence, per word values (e.g. predicted tags), written after the tag.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for col in extra_columns:
+        if len(col) != len(sentences):
+            raise ValueError(f"extra column has {len(col)} sentences, expected {len(sentences)}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for k, sent in enumerate(sentences):
+                tags = sent.tags or ("O",) * len(sent)
+                cols = [c[k] for c in extra_columns]
+                for c in cols:
+                    if len(c) != len(sent):
+                        raise ValueError(f"sentence {sent.id}: extra column has {len(c)} values for {len(sent)} words")
+                for i, (tok, tag) in enumerate(zip(sent.tokens, tags, strict=True)):
+                    out.write(" ".join([tok, tag, *(c[i] for c in cols)]) + "\n")
+                out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Encoders, heads, conversion of the offline multilingual encoder, distillation losses."""
