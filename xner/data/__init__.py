@@ -1,0 +1,1 @@
+"""Datasets: the registry of real data files, encoding for transformers, and the Lightning DataModule."""

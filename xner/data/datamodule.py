@@ -1,0 +1,154 @@
+"""NERDataModule: train/val loaders and one named test loader per split."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
+
+from xner.data.encoding import EncodedDataset, EncodingStats, LengthBucketBatchSampler, PadCollator, encode_sentences
+from xner.data.registry import SHARED_TYPES, DataRef, SplitStats, load_split
+from xner.labels import LabelSet
+from xner.types import Sentence
+
+log = logging.getLogger(__name__)
+
+SplitSpec = str | Mapping[str, Any]
+
+
+def _ref_and_options(spec: SplitSpec) -> tuple[DataRef, dict]:
+    """A split spec is ``"dataset:lang:split"`` or a mapping with DataRef fields plus load options."""
+    if isinstance(spec, str):
+        return DataRef.parse(spec), {}
+    spec = dict(spec)
+    if "ref" in spec:
+        ref = DataRef.parse(spec.pop("ref"))
+    else:
+        ref = DataRef.coerce(spec)
+        for key in ("dataset", "lang", "split", "subset"):
+            spec.pop(key, None)
+    return ref, spec
+
+
+class NERDataModule(L.LightningDataModule):
+    """Loads named splits from the registry, encodes them for one tokenizer and serves padded batches.
+
+    Args:
+        tokenizer: HF tokenizer name or directory (normally the encoder's).
+        train: the training split (``"conll2003::train"`` or a mapping with ``label_map``/``limit``/``labelled``).
+        val: the validation split (or ``None``).
+        test: named test splits: ``{name: spec}``; each becomes ``test/<name>/f1``.
+        data_dir: the data root (``paths.data_dir``).
+        types: entity types kept after each split's label mapping.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation and test.
+        max_length: subword limit for training (longer sentences are cut; cut words are counted).
+        eval_max_length: subword limit for evaluation.
+        bucket_by_length: batch training sentences of similar length.
+        num_workers: DataLoader workers.
+        seed: shuffling seed.
+        train_sentences: optional sentences to train on instead of ``train`` (projected sets, pipelines).
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        train: SplitSpec | None = "conll2003::train",
+        val: SplitSpec | None = "conll2003::dev",
+        test: Mapping[str, SplitSpec] | None = None,
+        data_dir: str | None = None,
+        types: Sequence[str] = SHARED_TYPES,
+        batch_size: int = 16,
+        eval_batch_size: int = 64,
+        max_length: int = 128,
+        eval_max_length: int = 512,
+        bucket_by_length: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+        train_sentences: Sequence[Sentence] | None = None,
+    ):
+        super().__init__()
+        self.tokenizer_name, self.data_dir = tokenizer, data_dir
+        self.train_spec, self.val_spec, self.test_specs = train, val, dict(test or {})
+        self.label_set = LabelSet(list(types))
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.max_length, self.eval_max_length = max_length, eval_max_length
+        self.bucket_by_length, self.num_workers, self.seed = bucket_by_length, num_workers, seed
+        self.train_sentences = train_sentences
+        self.tokenizer = None
+        self.datasets: dict[str, EncodedDataset] = {}
+        self.split_stats: dict[str, SplitStats] = {}
+        self.encoding_stats: dict[str, EncodingStats] = {}
+
+    @property
+    def test_split_names(self) -> list[str]:
+        """Names of the test splits, in loader order."""
+        return list(self.test_specs)
+
+    def load(self, name: str, spec: SplitSpec, max_length: int) -> EncodedDataset:
+        """Read, map and encode one split; its stats are kept under ``name``."""
+        ref, options = _ref_and_options(spec)
+        sentences, stats = load_split(ref, self.data_dir, keep_types=self.label_set.types, **options)
+        return self.encode(name, sentences, max_length, stats)
+
+    def encode(self, name: str, sentences: Sequence[Sentence], max_length: int,
+               stats: SplitStats | None = None) -> EncodedDataset:
+        """Encode given sentences as the split ``name``."""
+        if self.tokenizer is None:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
+        labelled = all(s.tags is not None for s in sentences)
+        encoded, enc_stats = encode_sentences(sentences, self.tokenizer, self.label_set if labelled else None,
+                                              max_length)
+        if enc_stats.truncated_words or enc_stats.empty_words:
+            log.warning("%s: %d words in %d sentences cut by max_length=%d; %d words without subwords",
+                        name, enc_stats.truncated_words, enc_stats.truncated_sentences, max_length,
+                        enc_stats.empty_words)
+        if stats is not None:
+            self.split_stats[name] = stats
+        self.encoding_stats[name] = enc_stats
+        dataset = EncodedDataset(sentences, encoded, name)
+        self.datasets[name] = dataset
+        return dataset
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and encode the splits the stage needs (reads only; builds nothing)."""
+        if stage in (None, "fit") and "train" not in self.datasets:
+            if self.train_sentences is not None:
+                self.encode("train", self.train_sentences, self.max_length)
+            elif self.train_spec is not None:
+                self.load("train", self.train_spec, self.max_length)
+        if stage in (None, "fit", "validate") and self.val_spec is not None and "val" not in self.datasets:
+            self.load("val", self.val_spec, self.eval_max_length)
+        if stage in (None, "test", "predict"):
+            for name, spec in self.test_specs.items():
+                if name not in self.datasets:
+                    self.load(name, spec, self.eval_max_length)
+
+    def _collator(self) -> PadCollator:
+        return PadCollator(self.tokenizer.pad_token_id)
+
+    def train_dataloader(self) -> DataLoader:
+        if "train" not in self.datasets:
+            raise RuntimeError("No training split configured (data.train is null).")
+        ds = self.datasets["train"]
+        if self.bucket_by_length:
+            sampler = LengthBucketBatchSampler(ds.lengths(), self.batch_size, seed=self.seed)
+            return DataLoader(ds, batch_sampler=sampler, collate_fn=self._collator(), num_workers=self.num_workers)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, collate_fn=self._collator(),
+                          num_workers=self.num_workers)
+
+    def _eval_loader(self, ds: EncodedDataset) -> DataLoader:
+        # Sorting by length keeps padding low; predictions are keyed by sentence index, so order is free.
+        order = sorted(range(len(ds)), key=ds.lengths().__getitem__)
+        batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        return DataLoader(ds, batch_sampler=batches, collate_fn=self._collator(), num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.datasets["val"]) if "val" in self.datasets else []
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._eval_loader(self.datasets[name]) for name in self.test_specs]

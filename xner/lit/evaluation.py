@@ -1,0 +1,92 @@
+"""Shared validation/test logic: collect word-level predictions per named split and score them."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import torch
+
+from xner.labels import LabelSet
+from xner.metrics import count_entities, scores_from_counts
+
+log = logging.getLogger(__name__)
+
+
+def decode_word_tags(logits: torch.Tensor, word_starts: list[int], label_set: LabelSet) -> tuple[list[str], int]:
+    """Tags for the words of one sentence from its subword logits (``[seq, labels]``).
+
+    Words with no subword position (truncated) get ``O``; their number is returned so it can be reported.
+    """
+    best = logits.argmax(-1).tolist()
+    tags, missing = [], 0
+    for pos in word_starts:
+        if 0 <= pos < len(best):
+            tags.append(label_set.labels[best[pos]])
+        else:
+            tags.append("O")
+            missing += 1
+    return tags, missing
+
+
+class SplitEvaluationMixin:
+    """For LightningModules: per-split prediction collection in val/test, metrics logged at epoch end.
+
+    The host must define ``self.label_set`` and call :meth:`collect` from its val/test steps. Metric names:
+    ``val/f1`` (first validation split) and ``test/<split>/f1``, ``test/<split>/f1_<TYPE>``, ... Results with
+    predictions stay in ``self.eval_results[stage][split]`` for writers (predictions files, metrics.json).
+    """
+
+    label_set: LabelSet
+
+    def _reset_eval(self, stage: str) -> None:
+        if not hasattr(self, "eval_results"):
+            self.eval_results: dict[str, dict] = {}
+        self._pending = getattr(self, "_pending", {})
+        self._pending[stage] = defaultdict(dict)
+
+    def _loaders(self, stage: str) -> list:
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        return loaders if isinstance(loaders, list | tuple) else [loaders]
+
+    def collect(self, stage: str, batch: dict, logits: torch.Tensor, dataloader_idx: int = 0) -> None:
+        """Store the predicted word tags of a batch under its split."""
+        dataset = self._loaders(stage)[dataloader_idx].dataset
+        for row, idx in enumerate(batch["index"].tolist()):
+            self._pending[stage][dataloader_idx][idx] = decode_word_tags(
+                logits[row].float(), dataset.encoded[idx].word_starts, self.label_set
+            )
+
+    def finish(self, stage: str) -> dict[str, dict]:
+        """Score every split of ``stage``, log metrics, keep predictions; returns scores by split."""
+        results = {}
+        for k, loader in enumerate(self._loaders(stage)):
+            dataset, preds = loader.dataset, self._pending[stage].get(k, {})
+            if len(preds) != len(dataset):
+                if self.trainer.sanity_checking or (stage == "val" and len(preds) == 0):
+                    continue  # partial sanity-check pass or limited val batches: nothing to score
+                log.warning("%s/%s: predictions for %d of %d sentences (limit_%s_batches?)",
+                            stage, dataset.name, len(preds), len(dataset), stage)
+            order = sorted(preds)
+            gold = [dataset.sentences[i].tags for i in order]
+            pred = [preds[i][0] for i in order]
+            truncated = sum(preds[i][1] for i in order)
+            scores = scores_from_counts(count_entities(gold, pred, self.label_set.types))
+            scores["truncated_words"] = truncated
+            name = dataset.name or f"split{k}"
+            results[name] = {**scores, "predictions": pred, "indices": order}
+            if stage == "val":
+                if k == 0:
+                    self.log("val/f1", scores["f1"], prog_bar=True, add_dataloader_idx=False)
+                self.log(f"val/{name}/f1", scores["f1"], add_dataloader_idx=False)
+            else:
+                self.log(f"test/{name}/f1", scores["f1"], add_dataloader_idx=False)
+                self.log(f"test/{name}/precision", scores["precision"], add_dataloader_idx=False)
+                self.log(f"test/{name}/recall", scores["recall"], add_dataloader_idx=False)
+                for t, s in scores["per_type"].items():
+                    self.log(f"test/{name}/f1_{t}", s["f1"], add_dataloader_idx=False)
+            if truncated:
+                log.warning("%s/%s: %d words had no subword position (truncated) and were tagged O",
+                            stage, name, truncated)
+        self.eval_results[stage] = results
+        return results

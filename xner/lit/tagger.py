@@ -1,0 +1,103 @@
+"""TaggerModule: fine-tune an encoder for NER (the plain model and the teacher)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+
+from xner.labels import LabelSet
+from xner.lit.evaluation import SplitEvaluationMixin
+from xner.lit.loading import record_class
+from xner.lit.optim import configure_adamw_linear_warmup
+from xner.models.tagger import TokenClassifier, TaggerOutput, load_encoder
+
+log = logging.getLogger(__name__)
+
+WORD_EMBEDDING_KEY = "model.encoder.embeddings.word_embeddings.weight"
+
+
+class TaggerModule(SplitEvaluationMixin, L.LightningModule):
+    """An HF encoder with a token-classification head, trained with cross-entropy on first subwords.
+
+    Args:
+        encoder: HF model name or local directory (e.g. the converted multilingual-e5-small).
+        types: entity types; labels are ``O, B-T, I-T, ...`` in this order.
+        optimizer: a partial optimizer (Hydra ``_partial_: true``) called with the parameter groups;
+            default AdamW(lr=3e-4, weight_decay=0.01).
+        warmup_ratio: share of steps with a linear warm-up; linear decay to zero afterwards.
+        freeze_embeddings: keep the word-embedding matrix fixed (and out of checkpoints).
+        dropout: dropout before the head.
+        pretrained: ``False`` builds the encoder from its config only (random weights; tests).
+        attn_implementation: ``sdpa`` (fast) or ``eager`` (needed to read attention maps).
+    """
+
+    def __init__(
+        self,
+        encoder: str,
+        types: Sequence[str] = ("PER", "ORG", "LOC"),
+        optimizer: Callable | None = None,
+        warmup_ratio: float = 0.1,
+        freeze_embeddings: bool = True,
+        dropout: float = 0.1,
+        pretrained: bool = True,
+        attn_implementation: str = "sdpa",
+    ):
+        super().__init__()
+        types = [str(t) for t in types]  # plain list: checkpoints must load with torch.load(weights_only=True)
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.label_set = LabelSet(list(types))
+        self.model = TokenClassifier(load_encoder(encoder, pretrained, attn_implementation), len(self.label_set), dropout)
+        if freeze_embeddings:
+            self.model.freeze_word_embeddings()
+        self.optimizer_factory = optimizer
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> TaggerOutput:
+        """Run the tagger."""
+        return self.model(input_ids, attention_mask, **kwargs)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"]).logits
+        loss = self.loss_fn(logits.flatten(0, 1), batch["labels"].flatten())
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_eval("val")
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"]).logits
+        loss = self.loss_fn(logits.flatten(0, 1), batch["labels"].flatten())
+        self.log("val/loss", loss, batch_size=batch["input_ids"].shape[0], add_dataloader_idx=False)
+        self.collect("val", batch, logits, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self.finish("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_eval("test")
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.collect("test", batch, self(batch["input_ids"], batch["attention_mask"]).logits, dataloader_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.finish("test")
+
+    def configure_optimizers(self):
+        return configure_adamw_linear_warmup(self, self.optimizer_factory, self.hparams.warmup_ratio)
+
+    # Frozen word embeddings equal the pretrained encoder's: leave them out of checkpoints (-384 MB for
+    # multilingual-e5-small) and take them from the encoder directory again when loading.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        record_class(self, checkpoint)
+        if self.hparams.freeze_embeddings and self.hparams.pretrained:
+            checkpoint["state_dict"].pop(WORD_EMBEDDING_KEY, None)
+            checkpoint["xner_embeddings_from"] = self.hparams.encoder
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "xner_embeddings_from" in checkpoint and WORD_EMBEDDING_KEY not in checkpoint["state_dict"]:
+            checkpoint["state_dict"][WORD_EMBEDDING_KEY] = self.state_dict()[WORD_EMBEDDING_KEY]

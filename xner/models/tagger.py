@@ -1,0 +1,83 @@
+"""A token classifier: any HF encoder plus a linear head over word states."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaggerOutput:
+    """Logits for every subword, plus the encoder's hidden states/attentions when asked for.
+
+    ``hidden_states[0]`` is the embedding output and ``hidden_states[i]`` the output of layer ``i``.
+    """
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def check_encoder_dir(name_or_path: str) -> None:
+    """Fail early, with the fix, when a local encoder directory is missing or incomplete."""
+    path = Path(name_or_path).expanduser()
+    looks_local = path.is_absolute() or name_or_path.startswith((".", "~")) or path.exists()
+    if looks_local and not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"Encoder directory {path} has no config.json. Convert the offline multilingual encoder with "
+            "`make setup` (or `xner-convert-e5 --out <dir>`), or set model.encoder to a HF model name or dir."
+        )
+
+
+def load_encoder(name_or_path: str, pretrained: bool = True, attn_implementation: str = "sdpa") -> nn.Module:
+    """Load an encoder without a pooler (token tasks never use it)."""
+    check_encoder_dir(name_or_path)
+    config = AutoConfig.from_pretrained(name_or_path)
+    config._attn_implementation = attn_implementation
+    kwargs = {"add_pooling_layer": False} if config.model_type in {"bert", "xlm-roberta", "roberta"} else {}
+    if pretrained:
+        return AutoModel.from_pretrained(name_or_path, config=config, **kwargs)
+    return AutoModel.from_config(config, **kwargs)
+
+
+class TokenClassifier(nn.Module):
+    """Encoder -> dropout -> linear, per subword.
+
+    Args:
+        encoder: a HF encoder module returning ``last_hidden_state``.
+        num_labels: size of the label set.
+        dropout: dropout before the head.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def num_layers(self) -> int:
+        """Transformer layers (hidden states are numbered 0..num_layers)."""
+        return self.encoder.config.num_hidden_layers
+
+    def freeze_word_embeddings(self) -> None:
+        """Keep the (large, multilingual) word-embedding matrix fixed: saves memory and time on CPU."""
+        self.encoder.get_input_embeddings().weight.requires_grad_(False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> TaggerOutput:
+        """Logits of shape ``[batch, seq, num_labels]`` (and optional internals)."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.head(self.dropout(out.last_hidden_state))
+        return TaggerOutput(logits, out.hidden_states if output_hidden_states else None,
+                            out.attentions if output_attentions else None)

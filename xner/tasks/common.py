@@ -1,0 +1,140 @@
+"""Helpers shared by task functions: instantiation, W&B set-up, run records."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(cfg: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a config group (callbacks, loggers)."""
+    if not cfg:
+        return []
+    return [instantiate(v) for v in cfg.values() if isinstance(v, DictConfig) and "_target_" in v]
+
+
+def prepare_wandb(cfg: DictConfig) -> None:
+    """Let the W&B logger run without an account: offline mode unless a key or a mode is configured."""
+    if not cfg.get("logger") or "wandb" not in cfg.logger:
+        return
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return
+    netrc = Path.home() / ".netrc"
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return
+    log.info("No W&B API key configured: logging offline (sync later with `wandb sync`).")
+    os.environ["WANDB_MODE"] = "offline"
+
+
+def finish_wandb() -> None:
+    """Close any W&B run, also after an exception (sweep agents reuse the process)."""
+    try:
+        import wandb  # noqa: PLC0415 - optional at run time
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:
+        pass
+
+
+def seed_and_threads(cfg: DictConfig) -> None:
+    """Seed everything and cap torch's threads when configured."""
+    L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and finished children), in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+@contextmanager
+def timer(record: dict, key: str) -> Iterator[None]:
+    """Store the wall time of the block in ``record[key]`` (seconds)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        record[key] = round(time.perf_counter() - start, 2)
+
+
+def write_json(path: str | Path, payload: dict) -> Path:
+    """Write JSON atomically (numbers as plain floats)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "__dict__"):
+        return vars(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The config as plain containers with interpolations resolved (for records and loggers)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def split_records(module, datamodule) -> dict[str, dict]:
+    """Scores per test split with what was mapped, dropped and truncated, for metrics.json."""
+    out = {}
+    for name, res in module.eval_results.get("test", {}).items():
+        record = {k: v for k, v in res.items() if k not in ("predictions", "indices")}
+        stats = datamodule.split_stats.get(name)
+        if stats is not None:
+            record.update(ref=stats.ref, path=stats.path, label_map=stats.label_map,
+                          dropped_entities=stats.dropped_entities, gold_entities=stats.entities)
+        out[name] = record
+    return out
+
+
+def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:
+    """A plain-text table (numbers with one decimal) for terminals and logs."""
+    def cell(v: Any) -> str:
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    body = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    lines = [title] if title else []
+    lines += [line, sep] + ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in
+                                      enumerate(zip(b, widths, strict=True))) for b in body]
+    return "\n".join(lines)
+
+
+def split_table(splits: dict[str, dict], types: list[str], title: str = "") -> str:
+    """Table of F1/precision/recall and per-type F1 per split."""
+    rows = []
+    for name, s in splits.items():
+        row = {"split": name, "F1": s["f1"], "P": s["precision"], "R": s["recall"], "entities": s["support"],
+               "sentences": s["sentences"]}
+        row.update({f"F1 {t}": s["per_type"][t]["f1"] for t in types if t in s["per_type"]})
+        rows.append(row)
+    return format_table(rows, ["split", "F1", "P", "R", *[f"F1 {t}" for t in types], "entities", "sentences"],
+                        title)
