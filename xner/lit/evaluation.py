@@ -9,6 +9,7 @@ import torch
 
 from xner.labels import LabelSet
 from xner.metrics import count_entities, scores_from_counts
+from xner.stats import bootstrap_f1
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class SplitEvaluationMixin:
     """
 
     label_set: LabelSet
+    bootstrap_resamples: int = 1000
 
     def _reset_eval(self, stage: str) -> None:
         if not hasattr(self, "eval_results"):
@@ -71,10 +73,14 @@ class SplitEvaluationMixin:
             gold = [dataset.sentences[i].tags for i in order]
             pred = [preds[i][0] for i in order]
             truncated = sum(preds[i][1] for i in order)
-            scores = scores_from_counts(count_entities(gold, pred, self.label_set.types))
+            counts = count_entities(gold, pred, self.label_set.types)
+            scores = scores_from_counts(counts)
+            if stage == "test" and len(counts):
+                ci = bootstrap_f1(counts, resamples=self.bootstrap_resamples)
+                scores["f1_ci95"] = [ci.low, ci.high]
             scores["truncated_words"] = truncated
             name = dataset.name or f"split{k}"
-            results[name] = {**scores, "predictions": pred, "indices": order}
+            results[name] = {**scores, "predictions": pred, "indices": order, "counts": counts}
             if stage == "val":
                 if k == 0:
                     self.log("val/f1", scores["f1"], prog_bar=True, add_dataloader_idx=False)

@@ -104,7 +104,7 @@ def split_records(module, datamodule) -> dict[str, dict]:
     """Scores per test split with what was mapped, dropped and truncated, for metrics.json."""
     out = {}
     for name, res in module.eval_results.get("test", {}).items():
-        record = {k: v for k, v in res.items() if k not in ("predictions", "indices")}
+        record = {k: v for k, v in res.items() if k not in ("predictions", "indices", "counts")}
         stats = datamodule.split_stats.get(name)
         if stats is not None:
             record.update(ref=stats.ref, path=stats.path, label_map=stats.label_map,
@@ -132,9 +132,10 @@ def split_table(splits: dict[str, dict], types: list[str], title: str = "") -> s
     """Table of F1/precision/recall and per-type F1 per split."""
     rows = []
     for name, s in splits.items():
-        row = {"split": name, "F1": s["f1"], "P": s["precision"], "R": s["recall"], "entities": s["support"],
-               "sentences": s["sentences"]}
+        ci = s.get("f1_ci95")
+        row = {"split": name, "F1": s["f1"], "95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "",
+               "P": s["precision"], "R": s["recall"], "entities": s["support"], "sentences": s["sentences"]}
         row.update({f"F1 {t}": s["per_type"][t]["f1"] for t in types if t in s["per_type"]})
         rows.append(row)
-    return format_table(rows, ["split", "F1", "P", "R", *[f"F1 {t}" for t in types], "entities", "sentences"],
+    return format_table(rows, ["split", "F1", "95% CI", "P", "R", *[f"F1 {t}" for t in types], "entities", "sentences"],
                         title)

@@ -1,0 +1,51 @@
+"""Shared fixtures: offline mode, the real data dir, a tiny encoder and the converted multilingual encoder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _data_dir() -> Path | None:
+    env = os.environ.get("XNER_DATA")
+    path = Path(env) if env else ROOT.parent / "shared" / "data"
+    return path if (path / "conll2003" / "train.txt").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data root; tests that need it skip with the reason where it is absent."""
+    path = _data_dir()
+    if path is None:
+        pytest.skip("real data not found: set XNER_DATA or place the shared data at ../shared/data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory, data_dir) -> Path:
+    """A 2-layer, hidden-32 random BERT with a word-level tokenizer built from real CoNLL-2003 words."""
+    from xner.data.registry import load_split
+    from xner.models.tiny import build_tiny_encoder
+
+    sentences, _ = load_split("conll2003::train", data_dir, limit=3000)
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", (w for s in sentences for w in s.tokens))
+
+
+@pytest.fixture(scope="session")
+def me5_dir() -> Path:
+    """The converted multilingual-e5-small (made by `make setup`)."""
+    from xner.models.convert_e5 import default_model_dir
+
+    path = default_model_dir()
+    if not (path / "config.json").is_file():
+        pytest.skip(f"converted multilingual-e5-small not found at {path}: run `make setup`")
+    return path

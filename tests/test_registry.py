@@ -1,0 +1,56 @@
+import pytest
+
+from xner.data.registry import DataRef, available_languages, available_splits, load_split
+
+
+def test_parse_refs():
+    assert DataRef.parse("masakhaner2:swa:test") == DataRef("masakhaner2", "swa", "test")
+    assert DataRef.parse("crossner.politics:eng:dev") == DataRef("crossner", "eng", "dev", "politics")
+    assert str(DataRef.parse("conll2003::train")) == "conll2003::train"
+    with pytest.raises(ValueError, match="expected 'dataset"):
+        DataRef.parse("masakhaner2-swa")
+
+
+def test_conll2003_real_counts(data_dir):
+    sents, stats = load_split("conll2003::test", data_dir)
+    assert stats.sentences == 3453 == len(sents)
+    assert stats.entities == {"PER": 1617, "ORG": 1661, "LOC": 1668}
+    assert sents[0].lang == "eng" and sents[0].domain == "news"
+
+
+def test_masakhaner_date_dropped_and_counted(data_dir):
+    sents, stats = load_split("masakhaner2:swa:test", data_dir)
+    assert stats.dropped_entities["DATE"] > 0
+    assert not any("DATE" in t for s in sents for t in s.tags)
+    _, raw = load_split("masakhaner2:swa:test", data_dir, label_map="none", keep_types=None)
+    assert raw.entities["DATE"] == stats.dropped_entities["DATE"]
+
+
+def test_crossner_and_wnut_mapped_to_shared_types(data_dir):
+    _, stats = load_split("crossner.politics:eng:test", data_dir)
+    assert set(stats.entities) == {"PER", "ORG", "LOC"} and "election" in stats.dropped_entities
+    _, stats = load_split("wnut17:eng:test", data_dir)
+    assert set(stats.entities) == {"PER", "ORG", "LOC"} and set(stats.dropped_entities) == {"creative-work", "product"}
+
+
+def test_concatenated_splits_and_discovery(data_dir):
+    _, stats = load_split("wikiann:yor:train+dev", data_dir)
+    assert stats.sentences == 200
+    assert available_splits("wikiann:swa:dev", data_dir) == ["dev", "train"]
+    assert {"swa", "yor", "hau"} <= set(available_languages("masakhaner2", data_dir))
+
+
+def test_unlabelled_hides_tags(data_dir):
+    sents, _ = load_split("masakhaner2:yor:train", data_dir, labelled=False, limit=5)
+    assert len(sents) == 5 and all(s.tags is None for s in sents)
+
+
+def test_clear_errors(data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"splits that exist: \['dev', 'train'\]"):
+        load_split("wikiann:swa:test", data_dir)
+    with pytest.raises(FileNotFoundError, match="Languages of masakhaner2 here"):
+        load_split("masakhaner2:xxx:test", data_dir)
+    with pytest.raises(KeyError, match="Unknown dataset 'conll2099'"):
+        load_split("conll2099::test", data_dir)
+    with pytest.raises(FileNotFoundError, match="Data directory .* does not exist.*XNER_DATA"):
+        load_split("conll2003::test", tmp_path / "missing")

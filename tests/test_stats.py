@@ -1,0 +1,57 @@
+import random
+
+import numpy as np
+import pytest
+
+from xner.metrics import count_entities
+from xner.stats import bootstrap_f1, mean_std, paired_bootstrap
+
+
+def synthetic(n: int, accuracy: float, seed: int = 0):
+    rng = random.Random(seed)
+    gold, pred = [], []
+    for _ in range(n):
+        g = ["B-PER", "I-PER", "O", "B-LOC", "O"]
+        gold.append(g)
+        pred.append([t if rng.random() < accuracy else "O" for t in g])
+    return gold, pred
+
+
+def test_interval_contains_estimate_and_narrows():
+    gold, pred = synthetic(2000, 0.8)
+    small = bootstrap_f1(count_entities(gold[:100], pred[:100]), resamples=500)
+    large = bootstrap_f1(count_entities(gold, pred), resamples=500)
+    for ci in (small, large):
+        assert ci.low <= ci.estimate <= ci.high
+    assert (large.high - large.low) < 0.5 * (small.high - small.low)  # ~ 1/sqrt(20) of the width
+
+
+def test_bootstrap_is_reproducible():
+    gold, pred = synthetic(300, 0.7)
+    counts = count_entities(gold, pred)
+    assert bootstrap_f1(counts, seed=3) == bootstrap_f1(counts, seed=3)
+
+
+def test_paired_bootstrap_model_against_itself():
+    gold, pred = synthetic(500, 0.7)
+    counts = count_entities(gold, pred)
+    cmp = paired_bootstrap(counts, counts)
+    assert cmp.delta == 0 and cmp.p_value == 1.0 and not cmp.significant
+
+
+def test_paired_bootstrap_perfect_vs_broken():
+    gold, pred = synthetic(500, 0.5)
+    perfect, broken = count_entities(gold, gold), count_entities(gold, pred)
+    cmp = paired_bootstrap(perfect, broken, resamples=500)
+    assert cmp.delta > 30 and cmp.significant and cmp.p_value < 0.01 and cmp.low > 0
+
+
+def test_paired_needs_same_sentences():
+    gold, pred = synthetic(10, 0.5)
+    with pytest.raises(ValueError, match="same sentences"):
+        paired_bootstrap(count_entities(gold, pred), count_entities(gold[:5], pred[:5]))
+
+
+def test_mean_std():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, pytest.approx(np.std([1, 2, 3], ddof=1)))
+    assert mean_std([5.0]) == (5.0, 0.0)

@@ -1,0 +1,84 @@
+"""End to end through the real entry points: train.py then evaluate.py on real data with a tiny encoder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from xner.lit.loading import load_checkpoint_module
+from xner.lit.tagger import WORD_EMBEDDING_KEY, TaggerModule
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(ROOT / script), *overrides], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_encoder, data_dir):
+    out = tmp_path_factory.mktemp("train")
+    run("train.py", f"model.encoder={tiny_encoder}", f"paths.data_dir={data_dir}", f"hydra.run.dir={out}",
+        "model.freeze_embeddings=false", "model.optimizer.lr=5e-3", "trainer.max_epochs=3",
+        "data.train={ref: 'conll2003::train', limit: 2000}", "data.val={ref: 'conll2003::dev', limit: 300}",
+        "~data.test", "+data.test={eng_news: {ref: 'conll2003::test', limit: 300}, "
+        "swa_news: {ref: 'masakhaner2:swa:test', limit: 200}}", cwd=ROOT)
+    return out
+
+
+def test_train_writes_metrics_and_learns(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    eng = metrics["splits"]["eng_news"]
+    assert eng["sentences"] == 300 and eng["support"] == 619
+    assert eng["f1"] > 20, "a tiny encoder trained 3 epochs on 2k real sentences should find some entities"
+    assert set(eng["per_type"]) == {"PER", "ORG", "LOC"}
+    assert metrics["splits"]["swa_news"]["dropped_entities"]["DATE"] > 0  # the mapping is reported
+    assert metrics["peak_rss_mb"] > 0 and metrics["timings_s"]["fit"] > 0
+    assert (trained_run / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_evaluate_reproduces_training_test_scores(trained_run, tmp_path, data_dir):
+    out = tmp_path / "eval"
+    run("evaluate.py", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={out}", "~data.test",
+        "+data.test={eng_news: {ref: 'conll2003::test', limit: 300}, swa_news: {ref: 'masakhaner2:swa:test', limit: 200}}",
+        cwd=ROOT)
+    trained = json.loads((trained_run / "metrics.json").read_text())["splits"]
+    evaluated = next(iter(json.loads((out / "metrics.json").read_text())["checkpoints"].values()))
+    for split in ("eng_news", "swa_news"):
+        assert evaluated[split]["f1"] == pytest.approx(trained[split]["f1"])
+    lines = (out / "predictions" / "ckpt" / "eng_news.conll").read_text().splitlines()
+    assert len(lines[0].split()) == 3  # word, gold, predicted
+    assert "eng_news" in (out / "metrics.csv").read_text()
+
+
+def test_checkpoint_leaves_out_frozen_embeddings(tmp_path, me5_dir):
+    module = TaggerModule(str(me5_dir))
+    ckpt = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)
+    assert WORD_EMBEDDING_KEY not in ckpt["state_dict"]
+    size = sum(t.numel() for t in ckpt["state_dict"].values())
+    assert size < 25_000_000  # 21M transformer + head params, not the 96M embedding matrix
+    torch.save({**ckpt, "hyper_parameters": dict(module.hparams), "pytorch-lightning_version": "2.6.6"},
+               tmp_path / "m.ckpt")
+    reloaded = load_checkpoint_module(tmp_path / "m.ckpt")
+    assert torch.equal(reloaded.state_dict()[WORD_EMBEDDING_KEY], module.state_dict()[WORD_EMBEDDING_KEY])
+
+
+def test_missing_model_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no config.json.*make setup"):
+        TaggerModule(str(tmp_path / "no-model"))
+
+
+def test_load_non_xner_checkpoint(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "x.ckpt")
+    with pytest.raises(ValueError, match="not an xner checkpoint"):
+        load_checkpoint_module(tmp_path / "x.ckpt")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_checkpoint_module(tmp_path / "missing.ckpt")
