@@ -114,7 +114,7 @@ class EncodedDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         enc = self.encoded[idx]
-        return {"input_ids": enc.input_ids, "labels": enc.labels, "index": idx}
+        return {"input_ids": enc.input_ids, "labels": enc.labels, "word_starts": enc.word_starts, "index": idx}
 
     def lengths(self) -> list[int]:
         """Subword length of each item (for length bucketing)."""
@@ -133,13 +133,23 @@ class PadCollator:
         input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
         attention = torch.zeros((n, width), dtype=torch.long)
+        word_mask = torch.zeros((n, width), dtype=torch.bool)
         for i, it in enumerate(items):
             m = len(it["input_ids"])
             input_ids[i, :m] = torch.tensor(it["input_ids"])
             labels[i, :m] = torch.tensor(it["labels"])
             attention[i, :m] = 1
+            starts = [p for p in it.get("word_starts", ()) if p >= 0]
+            word_mask[i, starts] = True
+        n_words = max((len(it.get("word_starts", ())) for it in items), default=0)
+        word_starts = torch.full((n, max(1, n_words)), -1, dtype=torch.long)
+        for i, it in enumerate(items):
+            ws = it.get("word_starts", ())
+            word_starts[i, : len(ws)] = torch.tensor(ws, dtype=torch.long)
         index = torch.tensor([it["index"] for it in items], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "index": index}
+        # word_mask marks first subwords: the positions that carry labels, labelled data or not
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "word_mask": word_mask,
+                "word_starts": word_starts, "index": index}
 
 
 class LengthBucketBatchSampler(Sampler[list[int]]):

@@ -81,3 +81,16 @@ class TokenClassifier(nn.Module):
         logits = self.head(self.dropout(out.last_hidden_state))
         return TaggerOutput(logits, out.hidden_states if output_hidden_states else None,
                             out.attentions if output_attentions else None)
+
+
+def read_word_embeddings(encoder_dir: str | Path) -> torch.Tensor:
+    """The word-embedding matrix of a saved encoder, read alone from its safetensors file."""
+    from safetensors import safe_open  # noqa: PLC0415
+
+    files = sorted(Path(encoder_dir).glob("*.safetensors"))
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                if key.endswith("embeddings.word_embeddings.weight"):
+                    return handle.get_tensor(key)
+    raise FileNotFoundError(f"no word embeddings found in {encoder_dir} ({[f.name for f in files]})")

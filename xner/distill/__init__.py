@@ -1,0 +1,1 @@
+"""Teacher-student distillation: layer maps, losses, cached teacher outputs, the DistillModule."""

@@ -1,0 +1,251 @@
+"""Teacher outputs computed once and memory-mapped, so students train without running the teacher.
+
+An entry is a directory under ``<cache_dir>/teacher/<key>/``, where the key hashes the teacher checkpoint's
+bytes, the encoded distillation data and the stored layers. It holds flat fp16 arrays (``.npy``, opened with
+``mmap_mode="r"``) indexed by per-sentence offsets:
+
+- ``input_ids`` / ``offsets``: the teacher's subword ids and each sentence's ``[start, end)`` in the flat arrays;
+- ``word_logits`` / ``word_offsets``: teacher logits at each word's first subword (word-level, so a student
+  with another tokenizer can still learn the soft labels);
+- ``hidden_<t>``: hidden state ``t`` at every subword (``t`` = 0 embeddings .. L);
+- ``attention_<t>`` / ``attention_offsets``: layer ``t``'s attention maps ``[heads, len, len]``, flattened.
+
+``manifest.json`` records every file's size and sha256; a mismatch on load is reported and the entry rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from xner.data.encoding import Encoded
+from xner.models.tagger import TokenClassifier
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = "1"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def encoded_sha256(encoded: Sequence[Encoded]) -> str:
+    """Hash of encoded sentences (ids and word starts): the data part of a cache key."""
+    digest = hashlib.sha256()
+    for enc in encoded:
+        digest.update(np.asarray(enc.input_ids, dtype=np.int32).tobytes())
+        digest.update(np.asarray(enc.word_starts, dtype=np.int32).tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()
+
+
+def cache_key(teacher_sha: str, data_sha: str, hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> str:
+    """Key of a teacher-output entry."""
+    payload = json.dumps({"v": CACHE_VERSION, "teacher": teacher_sha, "data": data_sha,
+                          "hidden": sorted(hidden_layers), "attention": sorted(attention_layers)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+@dataclass
+class TeacherCache:
+    """Read access to one cache entry (arrays are memory-mapped)."""
+
+    path: Path
+    offsets: np.ndarray
+    input_ids: np.ndarray
+    word_offsets: np.ndarray
+    word_logits: np.ndarray
+    hidden: dict[int, np.ndarray]
+    attention: dict[int, np.ndarray]
+    attention_offsets: np.ndarray | None
+
+    @classmethod
+    def open(cls, path: str | Path, verify: bool = True) -> TeacherCache:
+        """Open an entry; with ``verify``, check every file against the manifest.
+
+        Raises:
+            ValueError: the entry is incomplete or a file does not match its manifest (size or checksum).
+        """
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise ValueError(f"teacher cache entry {path} has no manifest.json (interrupted write?)")
+        manifest = json.loads(manifest_path.read_text())
+        for name, info in manifest["files"].items():
+            file = path / name
+            if not file.is_file() or file.stat().st_size != info["size"]:
+                raise ValueError(f"teacher cache file {file} is missing or has the wrong size")
+            if verify and file_sha256(file) != info["sha256"]:
+                raise ValueError(f"teacher cache file {file} does not match its checksum")
+
+        def load(name: str) -> np.ndarray:
+            return np.load(path / f"{name}.npy", mmap_mode="r")
+
+        meta = manifest["meta"]
+        return cls(
+            path, load("offsets"), load("input_ids"), load("word_offsets"), load("word_logits"),
+            {t: load(f"hidden_{t}") for t in meta["hidden_layers"]},
+            {t: load(f"attention_{t}") for t in meta["attention_layers"]},
+            load("attention_offsets") if meta["attention_layers"] else None,
+        )
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def sentence_ids(self, i: int) -> np.ndarray:
+        """Teacher subword ids of sentence ``i``."""
+        return self.input_ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def batch_word_logits(self, indices: Sequence[int], n_words: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word logits ``[batch, n_words, labels]`` and a mask of words present."""
+        labels = self.word_logits.shape[1]
+        out = torch.zeros((len(indices), n_words, labels), dtype=torch.float32)
+        mask = torch.zeros((len(indices), n_words), dtype=torch.bool)
+        for row, i in enumerate(indices):
+            block = self.word_logits[self.word_offsets[i] : self.word_offsets[i + 1]][:n_words]
+            out[row, : len(block)] = torch.from_numpy(np.asarray(block, dtype=np.float32))
+            mask[row, : len(block)] = True
+        return out, mask
+
+    def batch_hidden(self, layer: int, indices: Sequence[int], width: int) -> torch.Tensor:
+        """Hidden state ``layer`` as ``[batch, width, hidden]`` (zero-padded)."""
+        arr = self.hidden[layer]
+        out = torch.zeros((len(indices), width, arr.shape[1]), dtype=torch.float32)
+        for row, i in enumerate(indices):
+            block = arr[self.offsets[i] : self.offsets[i + 1]]
+            out[row, : len(block)] = torch.from_numpy(np.asarray(block, dtype=np.float32))
+        return out
+
+    def batch_attention(self, layer: int, indices: Sequence[int], width: int) -> torch.Tensor:
+        """Attention maps of ``layer`` as ``[batch, heads, width, width]`` (zero-padded)."""
+        arr = self.attention[layer]
+        heads = int(self.attention_heads)
+        out = torch.zeros((len(indices), heads, width, width), dtype=torch.float32)
+        for row, i in enumerate(indices):
+            n = int(self.offsets[i + 1] - self.offsets[i])
+            block = arr[self.attention_offsets[i] : self.attention_offsets[i + 1]].reshape(heads, n, n)
+            out[row, :, :n, :n] = torch.from_numpy(np.asarray(block, dtype=np.float32))
+        return out
+
+    @property
+    def attention_heads(self) -> int:
+        """Heads per stored attention layer."""
+        return json.loads((self.path / "manifest.json").read_text())["meta"]["heads"]
+
+
+@torch.inference_mode()
+def build_teacher_cache(
+    teacher: TokenClassifier,
+    encoded: Sequence[Encoded],
+    out_dir: str | Path,
+    hidden_layers: Sequence[int] = (),
+    attention_layers: Sequence[int] = (),
+    batch_size: int = 64,
+    pad_token_id: int = 1,
+    meta: dict | None = None,
+) -> Path:
+    """Run the teacher once over encoded sentences and write an entry atomically.
+
+    Args:
+        teacher: the teacher model (put in eval mode here).
+        encoded: sentences encoded with the teacher's tokenizer.
+        out_dir: the entry directory to create (must not exist).
+        hidden_layers: hidden states to store (0 = embeddings).
+        attention_layers: layers whose attention maps to store (1..L).
+        batch_size: sentences per forward pass.
+        pad_token_id: padding id of the tokenizer.
+        meta: extra facts recorded in the manifest (teacher path, data description).
+    """
+    out_dir = Path(out_dir)
+    teacher.eval()
+    lengths = np.array([len(e.input_ids) for e in encoded], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    n_words = np.array([len(e.word_starts) for e in encoded], dtype=np.int64)
+    word_offsets = np.concatenate([[0], np.cumsum(n_words)])
+    config = teacher.encoder.config
+    heads = config.num_attention_heads
+    attn_sizes = heads * lengths**2
+    attention_offsets = np.concatenate([[0], np.cumsum(attn_sizes)])
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    start = time.perf_counter()
+    try:
+        np.save(tmp / "offsets.npy", offsets)
+        np.save(tmp / "word_offsets.npy", word_offsets)
+        np.save(tmp / "attention_offsets.npy", attention_offsets)
+        np.save(tmp / "input_ids.npy", np.concatenate([np.asarray(e.input_ids, np.int32) for e in encoded]))
+        mm = np.lib.format.open_memmap
+        word_logits = mm(tmp / "word_logits.npy", "w+", np.float16, (int(word_offsets[-1]), teacher.head.out_features))
+        hidden = {t: mm(tmp / f"hidden_{t}.npy", "w+", np.float16, (int(offsets[-1]), config.hidden_size))
+                  for t in hidden_layers}
+        attention = {t: mm(tmp / f"attention_{t}.npy", "w+", np.float16, (int(attention_offsets[-1]),))
+                     for t in attention_layers}
+        order = np.argsort(lengths, kind="stable")
+        for lo in tqdm(range(0, len(order), batch_size), desc="teacher outputs", unit="batch",
+                       total=-(-len(order) // batch_size), disable=None):
+            idx = order[lo : lo + batch_size]
+            width = int(lengths[idx].max())
+            ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, : lengths[i]] = torch.tensor(encoded[i].input_ids)
+                mask[row, : lengths[i]] = 1
+            out = teacher(ids, mask, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers))
+            for row, i in enumerate(idx):
+                n = int(lengths[i])
+                starts = torch.tensor(encoded[i].word_starts, dtype=torch.long)
+                logits = out.logits[row, starts.clamp_min(0)] * (starts >= 0)[:, None]  # words cut off: zeros
+                word_logits[word_offsets[i] : word_offsets[i + 1]] = logits.numpy().astype(np.float16)
+                for t in hidden_layers:
+                    hidden[t][offsets[i] : offsets[i] + n] = out.hidden_states[t][row, :n].numpy().astype(np.float16)
+                for t in attention_layers:
+                    block = out.attentions[t - 1][row, :, :n, :n].numpy().astype(np.float16).ravel()
+                    attention[t][attention_offsets[i] : attention_offsets[i + 1]] = block
+        for arr in (word_logits, *hidden.values(), *attention.values()):
+            arr.flush()
+        del word_logits, hidden, attention
+        files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.glob("*.npy"))}
+        manifest = {"files": files, "meta": {
+            **(meta or {}), "version": CACHE_VERSION, "sentences": len(encoded), "subwords": int(offsets[-1]),
+            "words": int(word_offsets[-1]), "hidden_layers": list(hidden_layers),
+            "attention_layers": list(attention_layers), "heads": heads, "hidden_size": config.hidden_size,
+            "dtype": "float16", "build_seconds": round(time.perf_counter() - start, 2)}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("teacher cache %s: %d sentences, %d subwords, %.1f MB in %.1fs", out_dir, len(encoded),
+             offsets[-1], sum(f["size"] for f in files.values()) / 2**20, time.perf_counter() - start)
+    return out_dir
+
+
+def get_or_build_teacher_cache(root: str | Path, key: str, build_kwargs: dict) -> TeacherCache:
+    """Open the entry ``key`` under ``root``, building it (or rebuilding a broken one) when needed."""
+    path = Path(root) / key
+    if path.exists():
+        try:
+            return TeacherCache.open(path)
+        except ValueError as err:
+            log.warning("teacher cache entry is broken (%s); rebuilding it", err)
+            shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_teacher_cache(out_dir=path, **build_kwargs)
+    return TeacherCache.open(path, verify=False)
