@@ -165,6 +165,7 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             if self._teacher is not None:
                 self._teacher.encoder.set_attn_implementation("eager")
         self.ce = nn.CrossEntropyLoss(ignore_index=-100)
+        self.train()  # pretrained parts come in eval mode; Lightning would keep their dropout off
         log.info("student: %d layers, width %d; layer map (%s, depth %d): %s", self.student.num_layers, width,
                  self.cfg.map, self.cfg.depth, self.layer_map)
 

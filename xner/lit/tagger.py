@@ -55,6 +55,7 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
             self.model.freeze_word_embeddings()
         self.optimizer_factory = optimizer
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+        self.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes, so dropout would be off
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> TaggerOutput:
         """Run the tagger."""
