@@ -147,7 +147,7 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             self.student = student_from_config(student_config, 1 + 2 * len(types), dropout)
             self._teacher_embeddings_frozen = True
         self.save_hyperparameters(ignore=["optimizer"])
-        self.label_set = LabelSet(types)
+        self.init_evaluation(LabelSet(types))
         if freeze_embeddings:
             self.student.freeze_word_embeddings()
         self.layer_map = build_layer_map(self.cfg.map, self.cfg.depth, self.student.num_layers, teacher_layers,

@@ -41,10 +41,13 @@ class SplitEvaluationMixin:
     label_set: LabelSet
     bootstrap_resamples: int = 1000
 
+    def init_evaluation(self, label_set: LabelSet) -> None:
+        """Call from ``__init__``: the label set to decode with and empty result stores."""
+        self.label_set = label_set
+        self.eval_results: dict[str, dict] = {}
+        self._pending: dict[str, dict] = {}
+
     def _reset_eval(self, stage: str) -> None:
-        if not hasattr(self, "eval_results"):
-            self.eval_results: dict[str, dict] = {}
-        self._pending = getattr(self, "_pending", {})
         self._pending[stage] = defaultdict(dict)
 
     def _loaders(self, stage: str) -> list:

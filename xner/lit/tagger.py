@@ -49,7 +49,7 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
         super().__init__()
         types = [str(t) for t in types]  # plain list: checkpoints must load with torch.load(weights_only=True)
         self.save_hyperparameters(ignore=["optimizer"])
-        self.label_set = LabelSet(list(types))
+        self.init_evaluation(LabelSet(list(types)))
         self.model = TokenClassifier(load_encoder(encoder, pretrained, attn_implementation), len(self.label_set), dropout)
         if freeze_embeddings:
             self.model.freeze_word_embeddings()
