@@ -46,6 +46,16 @@ def test_paired_bootstrap_perfect_vs_broken():
     assert cmp.delta > 30 and cmp.significant and cmp.p_value < 0.01 and cmp.low > 0
 
 
+def test_paired_bootstrap_over_seeds():
+    gold, _ = synthetic(400, 1.0)
+    good = [count_entities(gold, synthetic(400, 0.9, seed)[1]) for seed in range(3)]
+    bad = [count_entities(gold, synthetic(400, 0.6, seed)[1]) for seed in range(3, 6)]
+    cmp = paired_bootstrap(good, bad, resamples=300)
+    assert cmp.significant and cmp.f1_a > cmp.f1_b
+    same = paired_bootstrap(good, good, resamples=300)
+    assert same.delta == 0 and same.p_value == 1.0
+
+
 def test_paired_needs_same_sentences():
     gold, pred = synthetic(10, 0.5)
     with pytest.raises(ValueError, match="same sentences"):

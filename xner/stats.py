@@ -84,22 +84,32 @@ class PairedComparison:
         return self.low > 0 or self.high < 0
 
 
-def paired_bootstrap(a: EntityCounts, b: EntityCounts, resamples: int = 1000, level: float = 0.95,
-                     seed: int = 0, chunk: int = 200) -> PairedComparison:
+def paired_bootstrap(a: EntityCounts | Sequence[EntityCounts], b: EntityCounts | Sequence[EntityCounts],
+                     resamples: int = 1000, level: float = 0.95, seed: int = 0, chunk: int = 200) -> PairedComparison:
     """Paired bootstrap test of ``F1(a) - F1(b)`` on the same test sentences.
 
     Each resample draws one set of sentence indices and scores both models on it, so sentence difficulty
-    cancels out. The p-value is two-sided under the null of no difference, from the resampled deltas centred
-    on the observed one (Berg-Kirkpatrick et al. 2012): ``P(|delta* - delta| >= |delta|)``.
+    cancels out. ``a`` and ``b`` may each be a list of runs (seeds) on the same sentences: the statistic is
+    then the mean F1 over the runs, so seed variation is kept in both. The p-value is two-sided under the
+    null of no difference, from the resampled deltas centred on the observed one (Berg-Kirkpatrick et al.
+    2012): ``P(|delta* - delta| >= |delta|)``.
     """
-    if len(a) != len(b):
-        raise ValueError(f"paired bootstrap needs the same sentences: {len(a)} vs {len(b)}")
+    runs_a = [a] if isinstance(a, EntityCounts) else list(a)
+    runs_b = [b] if isinstance(b, EntityCounts) else list(b)
+    sizes = {len(c) for c in runs_a + runs_b}
+    if len(sizes) != 1:
+        raise ValueError(f"paired bootstrap needs the same sentences in every run, got sizes {sorted(sizes)}")
+    n = sizes.pop()
     rng = np.random.default_rng(seed)
-    pa, pb = _per_sentence(a), _per_sentence(b)
-    deltas = np.concatenate([
-        _resampled_f1(*pa, idx) - _resampled_f1(*pb, idx) for idx in _indices(len(a), resamples, rng, chunk)
-    ])
-    f1_a, f1_b = f1_from_counts(a), f1_from_counts(b)
+    per_a, per_b = [_per_sentence(c) for c in runs_a], [_per_sentence(c) for c in runs_b]
+    deltas = []
+    for idx in _indices(n, resamples, rng, chunk):
+        f_a = np.mean([_resampled_f1(*p, idx) for p in per_a], axis=0)
+        f_b = np.mean([_resampled_f1(*p, idx) for p in per_b], axis=0)
+        deltas.append(f_a - f_b)
+    deltas = np.concatenate(deltas)
+    f1_a = float(np.mean([f1_from_counts(c) for c in runs_a]))
+    f1_b = float(np.mean([f1_from_counts(c) for c in runs_b]))
     observed = f1_a - f1_b
     alpha = (1 - level) / 2
     low, high = np.quantile(deltas, [alpha, 1 - alpha])
@@ -108,6 +118,47 @@ def paired_bootstrap(a: EntityCounts, b: EntityCounts, resamples: int = 1000, le
     else:
         p = float((np.sum(np.abs(deltas - observed) >= abs(observed)) + 1) / (len(deltas) + 1))
     return PairedComparison(observed, float(low), float(high), min(1.0, p), f1_a, f1_b, resamples)
+
+
+def paired_bootstrap_drop(a_in: Sequence[EntityCounts], a_out: Sequence[EntityCounts],
+                          b_in: Sequence[EntityCounts], b_out: Sequence[EntityCounts], resamples: int = 1000,
+                          level: float = 0.95, seed: int = 0, chunk: int = 200) -> PairedComparison:
+    """Paired bootstrap of a difference in robustness: ``drop(a) - drop(b)``, ``drop = F1_in - F1_out``.
+
+    The in-domain and out-of-domain test sets are resampled independently (they are different sentences);
+    within each, both models see the same resampled sentences. Lists hold runs (seeds); F1 is averaged over
+    them. A negative delta means ``a`` loses less under the domain shift than ``b``. ``f1_a``/``f1_b`` of the
+    result hold the two observed drops.
+    """
+    for group in (a_in, a_out, b_in, b_out):
+        if not group:
+            raise ValueError("paired_bootstrap_drop needs at least one run per group")
+    n_in, n_out = len(a_in[0]), len(a_out[0])
+    if {len(c) for c in [*a_in, *b_in]} != {n_in} or {len(c) for c in [*a_out, *b_out]} != {n_out}:
+        raise ValueError("every run must be scored on the same in-domain and the same out-of-domain sentences")
+    rng = np.random.default_rng(seed)
+
+    def mean_f1(runs: Sequence[EntityCounts], idx: np.ndarray) -> np.ndarray:
+        return np.mean([_resampled_f1(*_per_sentence(c), idx) for c in runs], axis=0)
+
+    deltas = []
+    for idx_in, idx_out in zip(_indices(n_in, resamples, rng, chunk), _indices(n_out, resamples, rng, chunk),
+                               strict=True):
+        drop_a = mean_f1(a_in, idx_in) - mean_f1(a_out, idx_out)
+        drop_b = mean_f1(b_in, idx_in) - mean_f1(b_out, idx_out)
+        deltas.append(drop_a - drop_b)
+    deltas = np.concatenate(deltas)
+
+    def observed_drop(ins: Sequence[EntityCounts], outs: Sequence[EntityCounts]) -> float:
+        return float(np.mean([f1_from_counts(c) for c in ins]) - np.mean([f1_from_counts(c) for c in outs]))
+
+    drop_a, drop_b = observed_drop(a_in, a_out), observed_drop(b_in, b_out)
+    observed = drop_a - drop_b
+    alpha = (1 - level) / 2
+    low, high = np.quantile(deltas, [alpha, 1 - alpha])
+    p = 1.0 if observed == 0 and np.all(deltas == 0) else \
+        float((np.sum(np.abs(deltas - observed) >= abs(observed)) + 1) / (len(deltas) + 1))
+    return PairedComparison(observed, float(low), float(high), min(1.0, p), drop_a, drop_b, resamples)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

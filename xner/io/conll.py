@@ -132,3 +132,28 @@ def write_conll(path: str | Path, sentences: Sequence[Sentence], extra_columns: 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_predictions(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """Read a predictions file written by xner (``word gold predicted`` per line).
+
+    Returns:
+        Words, gold tags and predicted tags, per sentence.
+    """
+    path = Path(path)
+    words: list[list[str]] = [[]]
+    gold: list[list[str]] = [[]]
+    pred: list[list[str]] = [[]]
+    with path.open(encoding="utf-8") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            cols = raw.split()
+            if not cols:
+                if words[-1]:
+                    words.append([]), gold.append([]), pred.append([])
+                continue
+            if len(cols) != 3:
+                raise ConllFormatError(path, line_no, f"expected 'word gold predicted', found {raw.strip()!r}")
+            words[-1].append(cols[0]), gold[-1].append(cols[1]), pred[-1].append(cols[2])
+    if not words[-1]:
+        words.pop(), gold.pop(), pred.pop()
+    return words, gold, pred

@@ -17,6 +17,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from xner.io.conll import write_conll
+
 log = logging.getLogger(__name__)
 
 
@@ -111,6 +113,17 @@ def split_records(module, datamodule) -> dict[str, dict]:
                           dropped_entities=stats.dropped_entities, gold_entities=stats.entities)
         out[name] = record
     return out
+
+
+def write_predictions(out_dir: Path, module, datamodule) -> list[Path]:
+    """Write each test split's sentences with gold and predicted tags (``word gold pred``) as CoNLL."""
+    paths = []
+    for name, res in module.eval_results.get("test", {}).items():
+        dataset = datamodule.datasets[name]
+        sentences = [dataset.sentences[i] for i in res["indices"]]
+        paths.append(Path(out_dir) / f"{name}.conll")
+        write_conll(paths[-1], sentences, [res["predictions"]])
+    return paths
 
 
 def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:

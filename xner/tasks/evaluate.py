@@ -9,7 +9,6 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
-from xner.io.conll import write_conll
 from xner.lit.loading import load_checkpoint_module
 from xner.tasks.common import (
     finish_wandb,
@@ -22,6 +21,7 @@ from xner.tasks.common import (
     split_table,
     timer,
     write_json,
+    write_predictions,
 )
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,8 @@ def _evaluate(cfg: DictConfig) -> dict:
         splits = split_records(module, datamodule)
         record["checkpoints"][str(ckpt)] = splits
         print("\n" + split_table(splits, list(module.label_set.types), f"{ckpt}"))
-        for name, res in module.eval_results["test"].items():
-            ds = datamodule.datasets[name]
-            sentences = [ds.sentences[i] for i in res["indices"]]
-            write_conll(out_dir / "predictions" / tag / f"{name}.conll", sentences, [res["predictions"]])
+        write_predictions(out_dir / "predictions" / tag, module, datamodule)
+        for name in module.eval_results["test"]:
             s = splits[name]
             rows.append({"checkpoint": str(ckpt), "split": name, "ref": s.get("ref", ""), "f1": s["f1"],
                          "precision": s["precision"], "recall": s["recall"], "support": s["support"],

@@ -19,6 +19,7 @@ from xner.tasks.common import (
     split_table,
     timer,
     write_json,
+    write_predictions,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def _train(cfg: DictConfig) -> dict:
         with timer(times, "test"):
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         record["splits"] = split_records(model, datamodule)
+        write_predictions(out_dir / "predictions", model, datamodule)
         print("\n" + split_table(record["splits"], list(datamodule.label_set.types),
                                  f"Entity F1 per split ({cfg.task_name}, scored on {'/'.join(datamodule.label_set.types)})"))
     record["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -1,0 +1,287 @@
+"""Gather many runs (a Hydra multirun, a sweep) into tables and plots of F1 and robustness vs a variable.
+
+    python -m xner.aggregate logs/sweeps/kd_depth --x distill.depth --series distill.map \\
+        --pair swa_news:swa_wiki --baseline distill.depth=0 --out results/kd_depth
+
+Reads every ``metrics.json`` under the given directories (train runs) and writes into ``--out``:
+
+- ``runs.csv``: one row per (run, split) with the run's variables, F1, its 95% bootstrap interval, P, R;
+- ``summary.csv``: per (series, x, split): runs, mean ± std of F1 over seeds, and per ``--pair`` the
+  in-domain -> out-of-domain drop (absolute and relative), mean ± std;
+- ``comparisons.csv``: each (series, x) against ``--baseline`` on the same test sentences, by a paired
+  bootstrap over sentences pooling seeds (needs the runs' ``predictions/<split>.conll``);
+- ``f1_vs_<x>.png`` and ``drop_vs_<x>.png``: means with ±1 std error bars over seeds.
+
+With ``--wandb`` the tables and images are also logged to a W&B run (offline without an API key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from xner.io.conll import read_predictions
+from xner.metrics import EntityCounts, count_entities
+from xner.stats import mean_std, paired_bootstrap, paired_bootstrap_drop
+
+log = logging.getLogger(__name__)
+
+
+def dotted(config: dict, key: str) -> Any:
+    """``config["a"]["b"]`` for ``key="a.b"`` (``None`` when absent)."""
+    value: Any = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def find_runs(roots: Sequence[str | Path]) -> list[Path]:
+    """Run directories (those with a train-task ``metrics.json`` holding test splits) under ``roots``."""
+    runs = []
+    for root in roots:
+        for path in sorted(Path(root).rglob("metrics.json")):
+            record = json.loads(path.read_text())
+            if record.get("splits"):
+                runs.append(path.parent)
+    return runs
+
+
+def load_rows(runs: Sequence[Path], keys: Sequence[str]) -> list[dict]:
+    """One row per (run, split) with the values of ``keys`` from each run's resolved config."""
+    rows = []
+    for run in runs:
+        record = json.loads((run / "metrics.json").read_text())
+        values = {k: dotted(record.get("config", {}), k) for k in keys}
+        for split, s in record["splits"].items():
+            ci = s.get("f1_ci95") or [None, None]
+            rows.append({"run": str(run), **values, "split": split, "f1": s["f1"], "ci_low": ci[0], "ci_high": ci[1],
+                         "precision": s["precision"], "recall": s["recall"], "support": s["support"],
+                         "sentences": s["sentences"]})
+    return rows
+
+
+def summarise(rows: Sequence[dict], x: str, series: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[dict]:
+    """Mean ± std over seeds per (series, x, split), plus the drop for each (in-domain, out-of-domain) pair."""
+    group_keys = [*series, x]
+    by_group: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        by_group[tuple(r[k] for k in group_keys)][r["run"]][r["split"]] = r["f1"]
+    out = []
+    for group, runs in sorted(by_group.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
+        base = dict(zip(group_keys, group, strict=True))
+        splits = sorted({s for per in runs.values() for s in per})
+        for split in splits:
+            values = [per[split] for per in runs.values() if split in per]
+            mean, std = mean_std(values)
+            out.append({**base, "split": split, "metric": "f1", "runs": len(values), "mean": mean, "std": std,
+                        "values": " ".join(f"{v:.2f}" for v in values)})
+        for ind, ood in pairs:
+            both = [per for per in runs.values() if ind in per and ood in per]
+            if not both:
+                continue
+            drops = [per[ind] - per[ood] for per in both]
+            rel = [100 * (per[ind] - per[ood]) / per[ind] for per in both if per[ind] > 0]
+            mean, std = mean_std(drops)
+            out.append({**base, "split": f"{ind}->{ood}", "metric": "drop", "runs": len(drops), "mean": mean,
+                        "std": std, "values": " ".join(f"{v:.2f}" for v in drops)})
+            if rel:
+                mean, std = mean_std(rel)
+                out.append({**base, "split": f"{ind}->{ood}", "metric": "relative_drop_%", "runs": len(rel),
+                            "mean": mean, "std": std, "values": " ".join(f"{v:.2f}" for v in rel)})
+    return out
+
+
+def _counts(run: str, split: str) -> EntityCounts | None:
+    path = Path(run) / "predictions" / f"{split}.conll"
+    if not path.is_file():
+        return None
+    _, gold, pred = read_predictions(path)
+    return count_entities(gold, pred)
+
+
+def compare_to_baseline(rows: Sequence[dict], x: str, series: Sequence[str], baseline: dict[str, str],
+                        resamples: int = 1000, pairs: Sequence[tuple[str, str]] = ()) -> list[dict]:
+    """Paired bootstrap (pooled seeds) of every (series, x) group against the baseline group, per split.
+
+    For each (in, out) pair the *drop* is compared too: the statistic is the difference of drops, resampling
+    the in-domain and out-of-domain sentences independently (they are different test sets).
+    """
+    group_keys = [*series, x]
+    runs_by_group: dict[tuple, set[str]] = defaultdict(set)
+    for r in rows:
+        runs_by_group[tuple(r[k] for k in group_keys)].add(r["run"])
+    splits = sorted({r["split"] for r in rows})
+
+    def is_baseline(group: tuple) -> bool:
+        values = dict(zip(group_keys, group, strict=True))
+        return all(str(values.get(k)) == v for k, v in baseline.items())
+
+    out = []
+    for group, runs in sorted(runs_by_group.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
+        if is_baseline(group):
+            continue
+        values = dict(zip(group_keys, group, strict=True))
+        ref_group = next((g for g in runs_by_group if is_baseline(g) and all(
+            dict(zip(group_keys, g, strict=True))[k] == values[k] for k in series if k not in baseline)), None)
+        if ref_group is None:
+            continue
+        for split in splits:
+            a = [c for run in sorted(runs) if (c := _counts(run, split)) is not None]
+            b = [c for run in sorted(runs_by_group[ref_group]) if (c := _counts(run, split)) is not None]
+            if not a or not b:
+                continue
+            cmp = paired_bootstrap(a, b, resamples=resamples)
+            out.append(_comparison_row(values, split, "f1", baseline, len(a), len(b), cmp))
+        for ind, ood in pairs:
+            groups = [[c for run in sorted(rs) if (c := _counts(run, split)) is not None]
+                      for rs in (runs, runs_by_group[ref_group]) for split in (ind, ood)]
+            if all(groups) and len(groups[0]) == len(groups[1]) and len(groups[2]) == len(groups[3]):
+                cmp = paired_bootstrap_drop(*groups, resamples=resamples)
+                out.append(_comparison_row(values, f"{ind}->{ood}", "drop", baseline, len(groups[0]),
+                                           len(groups[2]), cmp))
+    return out
+
+
+def _comparison_row(values: dict, split: str, metric: str, baseline: dict, runs: int, baseline_runs: int,
+                    cmp) -> dict:
+    return {**values, "split": split, "metric": metric,
+            "baseline": " ".join(f"{k}={v}" for k, v in baseline.items()), "runs": runs,
+            "baseline_runs": baseline_runs, "value": cmp.f1_a, "baseline_value": cmp.f1_b, "delta": cmp.delta,
+            "ci_low": cmp.low, "ci_high": cmp.high, "p_value": cmp.p_value, "significant": cmp.significant}
+
+
+def write_csv(path: Path, rows: Sequence[dict]) -> None:
+    """Write dict rows with the union of their keys as columns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def _sort_key(value: Any) -> tuple:
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def plot(summary: Sequence[dict], x: str, series: Sequence[str], metric: str, path: Path, title: str) -> Path | None:
+    """Mean ± std vs ``x``: one line per (series, split)."""
+    import matplotlib  # noqa: PLC0415 - plotting is optional
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    lines: dict[str, list[tuple[Any, float, float]]] = defaultdict(list)
+    for r in summary:
+        if r["metric"] != metric:
+            continue
+        label = " ".join([*(f"{r[k]}" for k in series), r["split"]])
+        lines[label].append((r[x], r["mean"], r["std"]))
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    categories = sorted({p[0] for pts in lines.values() for p in pts}, key=_sort_key)
+    numeric = all(_sort_key(c)[0] == 0 for c in categories)
+    for label, pts in sorted(lines.items()):
+        pts.sort(key=lambda p: _sort_key(p[0]))
+        xs = [float(p[0]) if numeric else categories.index(p[0]) for p in pts]
+        ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=label)
+    if not numeric:
+        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+    elif all(float(c).is_integer() for c in categories):
+        ax.set_xticks([float(c) for c in categories])
+    ax.set_xlabel(x)
+    ax.set_ylabel({"f1": "entity F1 (%)", "drop": "F1 drop in-domain -> out-of-domain (points)"}.get(metric, metric))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def aggregate(roots: Sequence[str | Path], x: str, out: str | Path, series: Sequence[str] = (),
+              pairs: Sequence[tuple[str, str]] = (), baseline: dict[str, str] | None = None,
+              resamples: int = 1000, title: str = "") -> dict[str, Path]:
+    """Aggregate runs under ``roots``; returns the paths written."""
+    out = Path(out)
+    runs = find_runs(roots)
+    if not runs:
+        raise FileNotFoundError(f"no train-run metrics.json with test splits under {list(map(str, roots))}")
+    rows = load_rows(runs, [*series, x, "seed"])
+    summary = summarise(rows, x, series, pairs)
+    written = {"runs": out / "runs.csv", "summary": out / "summary.csv"}
+    write_csv(written["runs"], rows)
+    write_csv(written["summary"], summary)
+    if baseline:
+        comparisons = compare_to_baseline(rows, x, series, baseline, resamples, pairs)
+        if comparisons:
+            written["comparisons"] = out / "comparisons.csv"
+            write_csv(written["comparisons"], comparisons)
+    name = x.replace(".", "_")
+    for metric in ("f1", "drop"):
+        path = plot(summary, x, series, metric, out / f"{metric}_vs_{name}.png", title or f"{metric} vs {x}")
+        if path:
+            written[f"plot_{metric}"] = path
+    log.info("aggregated %d runs into %s", len(runs), out)
+    return written
+
+
+def log_to_wandb(written: dict[str, Path], project: str = "xner", name: str = "aggregate") -> None:
+    """Log the CSV tables and plots to a W&B run (offline when no API key is configured)."""
+    import wandb  # noqa: PLC0415
+
+    os.environ.setdefault("WANDB_MODE", "offline") if not os.environ.get("WANDB_API_KEY") else None
+    run = wandb.init(project=project, name=name, job_type="aggregate")
+    try:
+        for key, path in written.items():
+            if path.suffix == ".csv":
+                with path.open() as handle:
+                    rows = list(csv.reader(handle))
+                run.log({key: wandb.Table(columns=rows[0], data=rows[1:])})
+            elif path.suffix == ".png":
+                run.log({key: wandb.Image(str(path))})
+    finally:
+        wandb.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m xner.aggregate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("roots", nargs="+", help="directories holding run dirs (multirun or sweep roots)")
+    parser.add_argument("--x", required=True, help="the swept config key, e.g. distill.depth")
+    parser.add_argument("--series", nargs="*", default=[], help="config keys that split runs into lines")
+    parser.add_argument("--pair", action="append", default=[], help="in-domain:out-of-domain split names")
+    parser.add_argument("--baseline", nargs="*", default=[], help="key=value of the reference group")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--title", default="")
+    parser.add_argument("--wandb", action="store_true", help="also log tables and plots to W&B")
+    args = parser.parse_args(argv)
+    pairs = [tuple(p.split(":", 1)) for p in args.pair]
+    baseline = dict(kv.split("=", 1) for kv in args.baseline) or None
+    written = aggregate(args.roots, args.x, args.out, args.series, pairs, baseline, args.resamples, args.title)
+    for key, path in written.items():
+        print(f"{key}: {path}")
+    if args.wandb:
+        log_to_wandb(written)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
