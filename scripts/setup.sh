@@ -17,7 +17,7 @@ fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "[setup] installing xner and its dependencies (torch==2.13.0 CPU build; a few minutes the first time)"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e '.[dev]'
+  "$VENV/bin/pip" install -q -e '.[dev,cluster]'
   touch "$stamp"
 fi
 

@@ -1,4 +1,11 @@
-"""The evaluation task: score checkpoints on named splits; write metrics.json, a CSV and predictions."""
+"""The evaluation task: score checkpoints on named domain splits; report robustness to domain shift.
+
+Per run it writes ``metrics.json`` (everything below, plus the resolved config), ``metrics.csv`` (a row per
+checkpoint, language and split: F1 with its 95% bootstrap interval, precision, recall, per-type F1, support
+and the label mapping used), ``robustness.csv`` (a row per checkpoint and in-domain/out-of-domain pair: the
+drop in F1, absolute and relative), ``comparisons.csv`` (each further checkpoint against the first on the same
+sentences, by paired bootstrap) and ``predictions/<ckpt>/<split>.conll`` (word, gold, predicted).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,14 @@ import logging
 from pathlib import Path
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from xner.data.registry import DataRef
 from xner.lit.loading import load_checkpoint_module
+from xner.stats import paired_bootstrap
 from xner.tasks.common import (
     finish_wandb,
+    format_table,
     instantiate_group,
     peak_rss_mb,
     prepare_wandb,
@@ -28,11 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate every checkpoint in ``ckpt_path`` on every split in ``data.test``.
-
-    Writes ``metrics.json`` (one entry per checkpoint), ``metrics.csv`` (a row per checkpoint and split) and
-    ``predictions/<ckpt>/<split>.conll`` (word, gold, predicted) into the run directory.
-    """
+    """Evaluate every checkpoint in ``ckpt_path`` on every split in ``data.test``; returns the record."""
     prepare_wandb(cfg)
     try:
         return _evaluate(cfg)
@@ -43,32 +49,75 @@ def evaluate(cfg: DictConfig) -> dict:
 def _evaluate(cfg: DictConfig) -> dict:
     seed_and_threads(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    ckpts = list(cfg.ckpt_path) if isinstance(cfg.ckpt_path, ListConfig | list) else [cfg.ckpt_path]
-    record: dict = {"task": cfg.task_name, "run_dir": str(out_dir), "checkpoints": {}, "timings_s": {}}
-    rows = []
+    ckpts = [str(c) for c in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig | list) else [str(cfg.ckpt_path)]
+    pairs = {k: tuple(v) for k, v in OmegaConf.to_container(cfg.get("robustness", {}).get("pairs", {})).items()}
+    boot = cfg.get("bootstrap", {})
+    record: dict = {"task": cfg.task_name, "run_dir": str(out_dir), "checkpoints": {}, "robustness": [],
+                    "comparisons": [], "timings_s": {}}
+    rows, counts_by_ckpt = [], {}
     loggers = instantiate_group(cfg.get("logger"))
     for k, ckpt in enumerate(ckpts):
         tag = f"ckpt{k}" if len(ckpts) > 1 else "ckpt"
         with timer(record["timings_s"], tag):
             module = load_checkpoint_module(ckpt)
+            module.bootstrap_resamples = int(boot.get("resamples", 1000))
             datamodule = instantiate(cfg.data, tokenizer=module.hparams.encoder, types=list(module.label_set.types))
             trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[], enable_checkpointing=False)
             trainer.test(module, datamodule=datamodule, verbose=False)
         splits = split_records(module, datamodule)
-        record["checkpoints"][str(ckpt)] = splits
-        print("\n" + split_table(splits, list(module.label_set.types), f"{ckpt}"))
+        record["checkpoints"][ckpt] = splits
+        counts_by_ckpt[ckpt] = {name: res["counts"] for name, res in module.eval_results["test"].items()}
         write_predictions(out_dir / "predictions" / tag, module, datamodule)
-        for name in module.eval_results["test"]:
-            s = splits[name]
-            rows.append({"checkpoint": str(ckpt), "split": name, "ref": s.get("ref", ""), "f1": s["f1"],
-                         "precision": s["precision"], "recall": s["recall"], "support": s["support"],
-                         **{f"f1_{t}": v["f1"] for t, v in s["per_type"].items()}})
+        print("\n" + split_table(splits, list(module.label_set.types), f"{ckpt}"))
+        for name, s in splits.items():
+            rows.append(_split_row(ckpt, name, s))
+        record["robustness"] += _drops(ckpt, splits, pairs)
+    for ckpt in ckpts[1:]:
+        for name in counts_by_ckpt[ckpts[0]]:
+            cmp = paired_bootstrap(counts_by_ckpt[ckpt][name], counts_by_ckpt[ckpts[0]][name],
+                                   resamples=int(boot.get("resamples", 1000)), seed=int(boot.get("seed", 0)))
+            record["comparisons"].append({"checkpoint": ckpt, "reference": ckpts[0], "split": name,
+                                          "f1": cmp.f1_a, "reference_f1": cmp.f1_b, "delta": cmp.delta,
+                                          "ci_low": cmp.low, "ci_high": cmp.high, "p_value": cmp.p_value,
+                                          "significant": cmp.significant})
+    if record["robustness"]:
+        print("\n" + format_table(record["robustness"], ["checkpoint", "pair", "in_domain", "out_of_domain",
+                                                         "f1_in", "f1_out", "drop", "relative_drop_%"],
+                                  "Robustness: in-domain -> out-of-domain drop in F1"))
     _write_csv(out_dir / "metrics.csv", rows)
+    _write_csv(out_dir / "robustness.csv", record["robustness"])
+    _write_csv(out_dir / "comparisons.csv", record["comparisons"])
     record["peak_rss_mb"] = round(peak_rss_mb(), 1)
     record["config"] = resolved_config(cfg)
     write_json(out_dir / "metrics.json", record)
-    log.info("Wrote %s and %s", out_dir / "metrics.json", out_dir / "metrics.csv")
+    log.info("Wrote metrics.json, metrics.csv, robustness.csv and predictions/ into %s", out_dir)
     return record
+
+
+def _split_row(ckpt: str, name: str, s: dict) -> dict:
+    ref = DataRef.parse(s["ref"]) if s.get("ref") else None
+    ci = s.get("f1_ci95") or [None, None]
+    mapping = s.get("label_map") or {}
+    return {"checkpoint": ckpt, "language": ref.lang if ref else "", "split": name, "ref": s.get("ref", ""),
+            "f1": s["f1"], "f1_ci_low": ci[0], "f1_ci_high": ci[1], "precision": s["precision"],
+            "recall": s["recall"], "support": s["support"], "sentences": s["sentences"],
+            **{f"f1_{t}": v["f1"] for t, v in s["per_type"].items()},
+            **{f"support_{t}": v["support"] for t, v in s["per_type"].items()},
+            "label_map": "; ".join(f"{a}->{b or 'O'}" for a, b in mapping.items()) or "identity",
+            "dropped_entities": "; ".join(f"{a}:{n}" for a, n in (s.get("dropped_entities") or {}).items())}
+
+
+def _drops(ckpt: str, splits: dict, pairs: dict[str, tuple[str, str]]) -> list[dict]:
+    out = []
+    for name, (ind, ood) in pairs.items():
+        if ind not in splits or ood not in splits:
+            log.warning("robustness pair %s needs splits %s and %s; skipped", name, ind, ood)
+            continue
+        f_in, f_out = splits[ind]["f1"], splits[ood]["f1"]
+        out.append({"checkpoint": ckpt, "pair": name, "in_domain": ind, "out_of_domain": ood, "f1_in": f_in,
+                    "f1_out": f_out, "drop": f_in - f_out,
+                    "relative_drop_%": 100 * (f_in - f_out) / f_in if f_in else float("nan")})
+    return out
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

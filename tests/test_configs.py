@@ -1,0 +1,61 @@
+"""Every shipped config composes (no launch): experiments, scale-out trainers and launchers."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import get_class
+
+CONFIGS = str(Path(__file__).resolve().parent.parent / "configs")
+
+
+def composed(name: str, overrides: list[str], hydra_config: bool = False):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=hydra_config)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=model_transfer"],
+    ["experiment=demo"],
+    ["experiment=kd_depth", "teacher_ckpt=t.ckpt", "distill.depth=3", "distill.map=last"],
+    ["trainer=ddp"], ["trainer=gpu"], ["trainer=cpu_bf16"], ["trainer=ddp_cpu"],
+    ["logger=wandb"], ["logger=many"], ["debug=default"], ["model=hf", "model.encoder=xlm-roberta-base"],
+])
+def test_train_configs_compose(overrides):
+    cfg = composed("train", overrides)
+    assert cfg.data._target_.endswith("NERDataModule") and get_class(cfg.model._target_)
+    assert get_class(cfg.trainer._target_)
+
+
+def test_ddp_trainer_settings():
+    cfg = composed("train", ["trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2"])
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 8 and cfg.trainer.num_nodes == 2
+
+
+@pytest.mark.parametrize("launcher,target", [
+    ("slurm", "SlurmLauncher"), ("submitit_slurm", "SlurmLauncher"), ("joblib", "JoblibLauncher"),
+    ("local_parallel", "JoblibLauncher"),
+])
+def test_launchers_compose(launcher, target):
+    cfg = composed("train", [f"hydra/launcher={launcher}", "experiment=kd_depth", "teacher_ckpt=t.ckpt"], True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    get_class(cfg.hydra.launcher._target_)  # the plugin is installed and importable
+
+
+def test_evaluate_configs_compose():
+    cfg = composed("evaluate", ["ckpt_path=[a.ckpt,b.ckpt]", "eval_splits=[eng,swa,yor,spa,nld]"])
+    assert set(cfg.data.test) >= {"eng_news", "eng_crossner_ai", "swa_wiki", "yor_wiki", "spa_news", "nld_wiki"}
+    assert cfg.robustness.pairs.swa == ["swa_news", "swa_wiki"] and cfg.data.train is None
+    only_swa = composed("evaluate", ["ckpt_path=a.ckpt", "eval_splits=swa"])
+    assert set(only_swa.data.test) == {"swa_news", "swa_wiki"}
+
+
+def test_run_dirs_carry_microseconds():
+    from omegaconf import OmegaConf
+
+    cfg = composed("train", [], True)
+    run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
+    sweep_dir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"]
+    assert run_dir.endswith("%f}") and sweep_dir.endswith("%f}")
