@@ -10,6 +10,7 @@ Reads every ``metrics.json`` under the given directories (train runs) and writes
   in-domain -> out-of-domain drop (absolute and relative), mean ± std;
 - ``comparisons.csv``: each (series, x) against ``--baseline`` on the same test sentences, by a paired
   bootstrap over sentences pooling seeds (needs the runs' ``predictions/<split>.conll``);
+- ``aggregate.json``: what was aggregated (x, series, pairs, baseline, run dirs);
 - ``f1_vs_<x>.png`` and ``drop_vs_<x>.png``: means with ±1 std error bars over seeds.
 
 With ``--wandb`` the tables and images are also logged to a W&B run (offline without an API key).
@@ -225,7 +226,10 @@ def aggregate(roots: Sequence[str | Path], x: str, out: str | Path, series: Sequ
         raise FileNotFoundError(f"no train-run metrics.json with test splits under {list(map(str, roots))}")
     rows = load_rows(runs, [*series, x, "seed"])
     summary = summarise(rows, x, series, pairs)
-    written = {"runs": out / "runs.csv", "summary": out / "summary.csv"}
+    written = {"runs": out / "runs.csv", "summary": out / "summary.csv", "spec": out / "aggregate.json"}
+    out.mkdir(parents=True, exist_ok=True)
+    written["spec"].write_text(json.dumps({"x": x, "series": list(series), "pairs": [list(p) for p in pairs],
+                                           "baseline": baseline, "runs": [str(r) for r in runs]}, indent=2))
     write_csv(written["runs"], rows)
     write_csv(written["summary"], summary)
     if baseline:
