@@ -37,7 +37,9 @@ def tiny_encoder(tmp_path_factory, data_dir) -> Path:
     from xner.models.tiny import build_tiny_encoder
 
     sentences, _ = load_split("conll2003::train", data_dir, limit=3000)
-    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc", (w for s in sentences for w in s.tokens))
+    return build_tiny_encoder(
+        tmp_path_factory.mktemp("tiny") / "enc", (w for s in sentences for w in s.tokens)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -38,14 +38,19 @@ def make_results(root: Path, depths=(0, 2, 6), seeds=(1, 2, 3), n_news=300, n_wi
             run = root / f"depth{depth}_seed{seed}"
             splits = {}
             for split, n, rate in (("swa_news", n_news, 0.2), ("swa_wiki", n_wiki, 0.6 - 0.05 * depth)):
-                sents = [Sentence([f"w{i}" for i in range(len(GOLD))], GOLD, id=f"{split}:{k}") for k in range(n)]
+                sents = [
+                    Sentence([f"w{i}" for i in range(len(GOLD))], GOLD, id=f"{split}:{k}") for k in range(n)
+                ]
                 preds = [erase(GOLD, rate, rng) for _ in sents]
                 write_conll(run / "predictions" / f"{split}.conll", sents, [preds])
                 counts = count_entities([s.tags for s in sents], preds)
                 scores = scores_from_counts(counts)
                 ci = bootstrap_f1(counts, resamples=200)
                 splits[split] = {**scores, "f1_ci95": [ci.low, ci.high]}
-            record = {"task": "kd_depth", "splits": splits,
-                      "config": {"seed": seed, "distill": {"depth": depth, "map": "uniform"}}}
+            record = {
+                "task": "kd_depth",
+                "splits": splits,
+                "config": {"seed": seed, "distill": {"depth": depth, "map": "uniform"}},
+            }
             (run / "metrics.json").write_text(json.dumps(record))
     return root

@@ -13,8 +13,15 @@ def read(path):
 def test_aggregate_depth_sweep(tmp_path):
     make_results(tmp_path / "runs")
     assert len(find_runs([tmp_path / "runs"])) == 9
-    written = aggregate([tmp_path / "runs"], "distill.depth", tmp_path / "out", series=["distill.map"],
-                        pairs=[("swa_news", "swa_wiki")], baseline={"distill.depth": "0"}, resamples=300)
+    written = aggregate(
+        [tmp_path / "runs"],
+        "distill.depth",
+        tmp_path / "out",
+        series=["distill.map"],
+        pairs=[("swa_news", "swa_wiki")],
+        baseline={"distill.depth": "0"},
+        resamples=300,
+    )
     runs = read(written["runs"])
     assert len(runs) == 18 and {r["distill.depth"] for r in runs} == {"0", "2", "6"}
     summary = read(written["summary"])

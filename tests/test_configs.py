@@ -16,13 +16,22 @@ def composed(name: str, overrides: list[str], hydra_config: bool = False):
         return compose(config_name=name, overrides=overrides, return_hydra_config=hydra_config)
 
 
-@pytest.mark.parametrize("overrides", [
-    ["experiment=model_transfer"],
-    ["experiment=demo"],
-    ["experiment=kd_depth", "teacher_ckpt=t.ckpt", "distill.depth=3", "distill.map=last"],
-    ["trainer=ddp"], ["trainer=gpu"], ["trainer=cpu_bf16"], ["trainer=ddp_cpu"],
-    ["logger=wandb"], ["logger=many"], ["debug=default"], ["model=hf", "model.encoder=xlm-roberta-base"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=model_transfer"],
+        ["experiment=demo"],
+        ["experiment=kd_depth", "teacher_ckpt=t.ckpt", "distill.depth=3", "distill.map=last"],
+        ["trainer=ddp"],
+        ["trainer=gpu"],
+        ["trainer=cpu_bf16"],
+        ["trainer=ddp_cpu"],
+        ["logger=wandb"],
+        ["logger=many"],
+        ["debug=default"],
+        ["model=hf", "model.encoder=xlm-roberta-base"],
+    ],
+)
 def test_train_configs_compose(overrides):
     cfg = composed("train", overrides)
     assert cfg.data._target_.endswith("NERDataModule") and get_class(cfg.model._target_)
@@ -34,19 +43,33 @@ def test_ddp_trainer_settings():
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 8 and cfg.trainer.num_nodes == 2
 
 
-@pytest.mark.parametrize("launcher,target", [
-    ("slurm", "SlurmLauncher"), ("submitit_slurm", "SlurmLauncher"), ("joblib", "JoblibLauncher"),
-    ("local_parallel", "JoblibLauncher"),
-])
+@pytest.mark.parametrize(
+    "launcher,target",
+    [
+        ("slurm", "SlurmLauncher"),
+        ("submitit_slurm", "SlurmLauncher"),
+        ("joblib", "JoblibLauncher"),
+        ("local_parallel", "JoblibLauncher"),
+    ],
+)
 def test_launchers_compose(launcher, target):
-    cfg = composed("train", [f"hydra/launcher={launcher}", "experiment=kd_depth", "teacher_ckpt=t.ckpt"], True)
+    cfg = composed(
+        "train", [f"hydra/launcher={launcher}", "experiment=kd_depth", "teacher_ckpt=t.ckpt"], True
+    )
     assert cfg.hydra.launcher._target_.endswith(target)
     get_class(cfg.hydra.launcher._target_)  # the plugin is installed and importable
 
 
 def test_evaluate_configs_compose():
     cfg = composed("evaluate", ["ckpt_path=[a.ckpt,b.ckpt]", "eval_splits=[eng,swa,yor,spa,nld]"])
-    assert set(cfg.data.test) >= {"eng_news", "eng_crossner_ai", "swa_wiki", "yor_wiki", "spa_news", "nld_wiki"}
+    assert set(cfg.data.test) >= {
+        "eng_news",
+        "eng_crossner_ai",
+        "swa_wiki",
+        "yor_wiki",
+        "spa_news",
+        "nld_wiki",
+    }
     assert cfg.robustness.pairs.swa == ["swa_news", "swa_wiki"] and cfg.data.train is None
     only_swa = composed("evaluate", ["ckpt_path=a.ckpt", "eval_splits=swa"])
     assert set(only_swa.data.test) == {"swa_news", "swa_wiki"}

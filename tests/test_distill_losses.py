@@ -16,7 +16,9 @@ def test_soft_label_kl_known_value_and_temperature():
     # at T=2 the student distribution is (1, sqrt 3) normalised; the loss is scaled by T^2
     q = torch.tensor([1.0, math.sqrt(3.0)]) / (1 + math.sqrt(3.0))
     at_t2 = 4 * (0.5 * math.log(0.5 / q[0]) + 0.5 * math.log(0.5 / q[1]))
-    assert losses.soft_label_kl(student, teacher, mask, temperature=2.0).item() == pytest.approx(at_t2, rel=1e-5)
+    assert losses.soft_label_kl(student, teacher, mask, temperature=2.0).item() == pytest.approx(
+        at_t2, rel=1e-5
+    )
 
 
 def test_losses_vanish_when_student_equals_teacher():
@@ -38,7 +40,9 @@ def test_hidden_losses_known_values():
     mask = torch.tensor([[1, 1]])
     assert losses.hidden_mse(s, t, mask).item() == pytest.approx((1 + 1) / 2 / 2)  # one position differs
     assert losses.hidden_cosine(s, t, mask).item() == pytest.approx(0.5)  # orthogonal: 1, equal: 0
-    assert losses.hidden_normalized_mse(-t, t, torch.tensor([[1, 0]])).item() == pytest.approx(4.0)  # opposite unit vectors
+    assert losses.hidden_normalized_mse(-t, t, torch.tensor([[1, 0]])).item() == pytest.approx(
+        4.0
+    )  # opposite unit vectors
 
 
 def test_masks_are_respected():

@@ -21,8 +21,13 @@ def quiet_trainer(**kwargs) -> L.Trainer:
 
 
 def datamodule(encoder, labelled=True, n=300):
-    return NERDataModule(str(encoder), train={"ref": "conll2003::train", "limit": n, "labelled": labelled},
-                         val=None, test={"eng": {"ref": "conll2003::test", "limit": 100}}, batch_size=16)
+    return NERDataModule(
+        str(encoder),
+        train={"ref": "conll2003::train", "limit": n, "labelled": labelled},
+        val=None,
+        test={"eng": {"ref": "conll2003::test", "limit": 100}},
+        batch_size=16,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +42,13 @@ def teacher_ckpt(tmp_path_factory, tiny_encoder, data_dir):
 
 
 def student(teacher_ckpt, tmp_path, **distill):
-    return DistillModule(str(teacher_ckpt), distill=distill, student={"init": "teacher_layers", "layers": [2]},
-                         optimizer=ADAMW, cache_dir=str(tmp_path / "cache"))
+    return DistillModule(
+        str(teacher_ckpt),
+        distill=distill,
+        student={"init": "teacher_layers", "layers": [2]},
+        optimizer=ADAMW,
+        cache_dir=str(tmp_path / "cache"),
+    )
 
 
 def first_batch(module, dm):
@@ -51,8 +61,10 @@ def test_student_is_initialised_from_teacher_layers(teacher_ckpt, tmp_path):
     module = student(teacher_ckpt, tmp_path, depth=1)
     teacher = module.teacher
     assert module.student.num_layers == 1 and teacher.num_layers == 2
-    assert torch.equal(module.student.encoder.encoder.layer[0].attention.self.query.weight,
-                       teacher.encoder.encoder.layer[1].attention.self.query.weight)
+    assert torch.equal(
+        module.student.encoder.encoder.layer[0].attention.self.query.weight,
+        teacher.encoder.encoder.layer[1].attention.self.query.weight,
+    )
     assert module.layer_map == [(1, 2)]
     assert "teacher" not in dict(module.named_children()) and "_teacher" not in dict(module.named_children())
 
@@ -67,7 +79,9 @@ def test_gradients_reach_only_the_student(teacher_ckpt, tmp_path, data_dir, tiny
     assert all(p.grad is None and not p.requires_grad for p in module.teacher.parameters())
     grads = [p.grad for p in module.student.parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
-    optimised = {id(p) for group in module.configure_optimizers()["optimizer"].param_groups for p in group["params"]}
+    optimised = {
+        id(p) for group in module.configure_optimizers()["optimizer"].param_groups for p in group["params"]
+    }
     assert not optimised & {id(p) for p in module.teacher.parameters()}
 
 
@@ -136,5 +150,8 @@ def test_bad_layer_choice_names_the_teacher_depth(teacher_ckpt, tmp_path):
     with pytest.raises(ValueError, match="teacher has layers 1..2"):
         DistillModule(str(teacher_ckpt), student={"init": "teacher_layers", "layers": [3]})
     with pytest.raises(ValueError, match="teacher has 2 layers"):
-        DistillModule(str(teacher_ckpt), distill={"map": "explicit", "pairs": [[1, 5]]},
-                      student={"init": "teacher_layers", "layers": [2]})
+        DistillModule(
+            str(teacher_ckpt),
+            distill={"map": "explicit", "pairs": [[1, 5]]},
+            student={"init": "teacher_layers", "layers": [2]},
+        )

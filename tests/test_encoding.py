@@ -29,10 +29,12 @@ def test_truncation_is_counted(tiny_encoder):
 
 
 def test_collator_pads_dynamically():
-    batch = PadCollator(pad_token_id=1)([
-        {"input_ids": [0, 5, 2], "labels": [-100, 3, -100], "word_starts": [1], "index": 4},
-        {"input_ids": [0, 2], "labels": [-100, -100], "word_starts": [-1], "index": 7},
-    ])
+    batch = PadCollator(pad_token_id=1)(
+        [
+            {"input_ids": [0, 5, 2], "labels": [-100, 3, -100], "word_starts": [1], "index": 4},
+            {"input_ids": [0, 2], "labels": [-100, -100], "word_starts": [-1], "index": 7},
+        ]
+    )
     assert batch["word_mask"].tolist() == [[False, True, False], [False, False, False]]
     assert batch["input_ids"].tolist() == [[0, 5, 2], [0, 2, 1]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]

@@ -1,6 +1,14 @@
 import pytest
 
-from xner.labels import LabelSet, convert_scheme, map_types, repair_iob2, spans_to_tags, split_tag, tags_to_spans
+from xner.labels import (
+    LabelSet,
+    convert_scheme,
+    map_types,
+    repair_iob2,
+    spans_to_tags,
+    split_tag,
+    tags_to_spans,
+)
 from xner.types import Span
 
 
@@ -33,8 +41,11 @@ def test_map_types_counts_dropped():
     from collections import Counter
 
     dropped = Counter()
-    out = map_types(["B-DATE", "I-DATE", "B-politician", "I-politician", "B-person"],
-                    {"DATE": None, "politician": "PER", "person": "PER"}, dropped)
+    out = map_types(
+        ["B-DATE", "I-DATE", "B-politician", "I-politician", "B-person"],
+        {"DATE": None, "politician": "PER", "person": "PER"},
+        dropped,
+    )
     # adjacent entities stay separate: the second keeps its B-
     assert out == ["O", "O", "B-PER", "I-PER", "B-PER"]
     assert dropped == {"DATE": 1}

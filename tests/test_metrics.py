@@ -9,7 +9,10 @@ from xner.types import Span
 
 
 def test_strict_spans_ignore_stray_inside_tags():
-    assert strict_spans(["I-PER", "B-LOC", "I-LOC", "I-PER", "O", "B-ORG"]) == {Span(1, 3, "LOC"), Span(5, 6, "ORG")}
+    assert strict_spans(["I-PER", "B-LOC", "I-LOC", "I-PER", "O", "B-ORG"]) == {
+        Span(1, 3, "LOC"),
+        Span(5, 6, "ORG"),
+    }
 
 
 def test_hand_checked_scores():
@@ -26,8 +29,10 @@ def test_matches_seqeval_strict_on_random_predictions():
     rng = random.Random(0)
     labels = ["O", "O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
     gold = [[rng.choice(labels) for _ in range(rng.randint(1, 15))] for _ in range(300)]
-    gold = [[t if t.startswith(("O", "B")) or (i and g[i - 1][2:] == t[2:]) else "O" for i, t in enumerate(g)]
-            for g in gold]
+    gold = [
+        [t if t.startswith(("O", "B")) or (i and g[i - 1][2:] == t[2:]) else "O" for i, t in enumerate(g)]
+        for g in gold
+    ]
     pred = [[t if rng.random() < 0.7 else rng.choice(labels) for t in g] for g in gold]
     ours = entity_scores(gold, pred)
     ref = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)

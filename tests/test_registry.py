@@ -30,7 +30,10 @@ def test_crossner_and_wnut_mapped_to_shared_types(data_dir):
     _, stats = load_split("crossner.politics:eng:test", data_dir)
     assert set(stats.entities) == {"PER", "ORG", "LOC"} and "election" in stats.dropped_entities
     _, stats = load_split("wnut17:eng:test", data_dir)
-    assert set(stats.entities) == {"PER", "ORG", "LOC"} and set(stats.dropped_entities) == {"creative-work", "product"}
+    assert set(stats.entities) == {"PER", "ORG", "LOC"} and set(stats.dropped_entities) == {
+        "creative-work",
+        "product",
+    }
 
 
 def test_concatenated_splits_and_discovery(data_dir):

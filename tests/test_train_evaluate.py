@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(ROOT / script), *overrides], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -24,11 +25,21 @@ def run(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny_encoder, data_dir):
     out = tmp_path_factory.mktemp("train")
-    run("train.py", f"model.encoder={tiny_encoder}", f"paths.data_dir={data_dir}", f"hydra.run.dir={out}",
-        "model.freeze_embeddings=false", "model.optimizer.lr=5e-3", "trainer.max_epochs=3",
-        "data.train={ref: 'conll2003::train', limit: 2000}", "data.val={ref: 'conll2003::dev', limit: 300}",
-        "~data.test", "+data.test={eng_news: {ref: 'conll2003::test', limit: 300}, "
-        "swa_news: {ref: 'masakhaner2:swa:test', limit: 200}}", cwd=ROOT)
+    run(
+        "train.py",
+        f"model.encoder={tiny_encoder}",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={out}",
+        "model.freeze_embeddings=false",
+        "model.optimizer.lr=5e-3",
+        "trainer.max_epochs=3",
+        "data.train={ref: 'conll2003::train', limit: 2000}",
+        "data.val={ref: 'conll2003::dev', limit: 300}",
+        "~data.test",
+        "+data.test={eng_news: {ref: 'conll2003::test', limit: 300}, "
+        "swa_news: {ref: 'masakhaner2:swa:test', limit: 200}}",
+        cwd=ROOT,
+    )
     return out
 
 
@@ -45,10 +56,15 @@ def test_train_writes_metrics_and_learns(trained_run):
 
 def test_evaluate_reproduces_training_test_scores(trained_run, tmp_path, data_dir):
     out = tmp_path / "eval"
-    run("evaluate.py", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", f"paths.data_dir={data_dir}",
-        f"hydra.run.dir={out}", "~data.test",
+    run(
+        "evaluate.py",
+        f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={out}",
+        "~data.test",
         "+data.test={eng_news: {ref: 'conll2003::test', limit: 300}, swa_news: {ref: 'masakhaner2:swa:test', limit: 200}}",
-        cwd=ROOT)
+        cwd=ROOT,
+    )
     trained = json.loads((trained_run / "metrics.json").read_text())["splits"]
     evaluated = next(iter(json.loads((out / "metrics.json").read_text())["checkpoints"].values()))
     for split in ("eng_news", "swa_news"):
@@ -65,8 +81,10 @@ def test_checkpoint_leaves_out_frozen_embeddings(tmp_path, me5_dir):
     assert WORD_EMBEDDING_KEY not in ckpt["state_dict"]
     size = sum(t.numel() for t in ckpt["state_dict"].values())
     assert size < 25_000_000  # 21M transformer + head params, not the 96M embedding matrix
-    torch.save({**ckpt, "hyper_parameters": dict(module.hparams), "pytorch-lightning_version": "2.6.6"},
-               tmp_path / "m.ckpt")
+    torch.save(
+        {**ckpt, "hyper_parameters": dict(module.hparams), "pytorch-lightning_version": "2.6.6"},
+        tmp_path / "m.ckpt",
+    )
     reloaded = load_checkpoint_module(tmp_path / "m.ckpt")
     assert torch.equal(reloaded.state_dict()[WORD_EMBEDDING_KEY], module.state_dict()[WORD_EMBEDDING_KEY])
 

@@ -64,13 +64,26 @@ def load_rows(runs: Sequence[Path], keys: Sequence[str]) -> list[dict]:
         values = {k: dotted(record.get("config", {}), k) for k in keys}
         for split, s in record["splits"].items():
             ci = s.get("f1_ci95") or [None, None]
-            rows.append({"run": str(run), **values, "split": split, "f1": s["f1"], "ci_low": ci[0], "ci_high": ci[1],
-                         "precision": s["precision"], "recall": s["recall"], "support": s["support"],
-                         "sentences": s["sentences"]})
+            rows.append(
+                {
+                    "run": str(run),
+                    **values,
+                    "split": split,
+                    "f1": s["f1"],
+                    "ci_low": ci[0],
+                    "ci_high": ci[1],
+                    "precision": s["precision"],
+                    "recall": s["recall"],
+                    "support": s["support"],
+                    "sentences": s["sentences"],
+                }
+            )
     return rows
 
 
-def summarise(rows: Sequence[dict], x: str, series: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[dict]:
+def summarise(
+    rows: Sequence[dict], x: str, series: Sequence[str], pairs: Sequence[tuple[str, str]]
+) -> list[dict]:
     """Mean ± std over seeds per (series, x, split), plus the drop for each (in-domain, out-of-domain) pair."""
     group_keys = [*series, x]
     by_group: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -83,8 +96,17 @@ def summarise(rows: Sequence[dict], x: str, series: Sequence[str], pairs: Sequen
         for split in splits:
             values = [per[split] for per in runs.values() if split in per]
             mean, std = mean_std(values)
-            out.append({**base, "split": split, "metric": "f1", "runs": len(values), "mean": mean, "std": std,
-                        "values": " ".join(f"{v:.2f}" for v in values)})
+            out.append(
+                {
+                    **base,
+                    "split": split,
+                    "metric": "f1",
+                    "runs": len(values),
+                    "mean": mean,
+                    "std": std,
+                    "values": " ".join(f"{v:.2f}" for v in values),
+                }
+            )
         for ind, ood in pairs:
             both = [per for per in runs.values() if ind in per and ood in per]
             if not both:
@@ -92,12 +114,30 @@ def summarise(rows: Sequence[dict], x: str, series: Sequence[str], pairs: Sequen
             drops = [per[ind] - per[ood] for per in both]
             rel = [100 * (per[ind] - per[ood]) / per[ind] for per in both if per[ind] > 0]
             mean, std = mean_std(drops)
-            out.append({**base, "split": f"{ind}->{ood}", "metric": "drop", "runs": len(drops), "mean": mean,
-                        "std": std, "values": " ".join(f"{v:.2f}" for v in drops)})
+            out.append(
+                {
+                    **base,
+                    "split": f"{ind}->{ood}",
+                    "metric": "drop",
+                    "runs": len(drops),
+                    "mean": mean,
+                    "std": std,
+                    "values": " ".join(f"{v:.2f}" for v in drops),
+                }
+            )
             if rel:
                 mean, std = mean_std(rel)
-                out.append({**base, "split": f"{ind}->{ood}", "metric": "relative_drop_%", "runs": len(rel),
-                            "mean": mean, "std": std, "values": " ".join(f"{v:.2f}" for v in rel)})
+                out.append(
+                    {
+                        **base,
+                        "split": f"{ind}->{ood}",
+                        "metric": "relative_drop_%",
+                        "runs": len(rel),
+                        "mean": mean,
+                        "std": std,
+                        "values": " ".join(f"{v:.2f}" for v in rel),
+                    }
+                )
     return out
 
 
@@ -109,8 +149,14 @@ def _counts(run: str, split: str) -> EntityCounts | None:
     return count_entities(gold, pred)
 
 
-def compare_to_baseline(rows: Sequence[dict], x: str, series: Sequence[str], baseline: dict[str, str],
-                        resamples: int = 1000, pairs: Sequence[tuple[str, str]] = ()) -> list[dict]:
+def compare_to_baseline(
+    rows: Sequence[dict],
+    x: str,
+    series: Sequence[str],
+    baseline: dict[str, str],
+    resamples: int = 1000,
+    pairs: Sequence[tuple[str, str]] = (),
+) -> list[dict]:
     """Paired bootstrap (pooled seeds) of every (series, x) group against the baseline group, per split.
 
     For each (in, out) pair the *drop* is compared too: the statistic is the difference of drops, resampling
@@ -131,8 +177,17 @@ def compare_to_baseline(rows: Sequence[dict], x: str, series: Sequence[str], bas
         if is_baseline(group):
             continue
         values = dict(zip(group_keys, group, strict=True))
-        ref_group = next((g for g in runs_by_group if is_baseline(g) and all(
-            dict(zip(group_keys, g, strict=True))[k] == values[k] for k in series if k not in baseline)), None)
+        ref_group = next(
+            (
+                g
+                for g in runs_by_group
+                if is_baseline(g)
+                and all(
+                    dict(zip(group_keys, g, strict=True))[k] == values[k] for k in series if k not in baseline
+                )
+            ),
+            None,
+        )
         if ref_group is None:
             continue
         for split in splits:
@@ -143,21 +198,39 @@ def compare_to_baseline(rows: Sequence[dict], x: str, series: Sequence[str], bas
             cmp = paired_bootstrap(a, b, resamples=resamples)
             out.append(_comparison_row(values, split, "f1", baseline, len(a), len(b), cmp))
         for ind, ood in pairs:
-            groups = [[c for run in sorted(rs) if (c := _counts(run, split)) is not None]
-                      for rs in (runs, runs_by_group[ref_group]) for split in (ind, ood)]
+            groups = [
+                [c for run in sorted(rs) if (c := _counts(run, split)) is not None]
+                for rs in (runs, runs_by_group[ref_group])
+                for split in (ind, ood)
+            ]
             if all(groups) and len(groups[0]) == len(groups[1]) and len(groups[2]) == len(groups[3]):
                 cmp = paired_bootstrap_drop(*groups, resamples=resamples)
-                out.append(_comparison_row(values, f"{ind}->{ood}", "drop", baseline, len(groups[0]),
-                                           len(groups[2]), cmp))
+                out.append(
+                    _comparison_row(
+                        values, f"{ind}->{ood}", "drop", baseline, len(groups[0]), len(groups[2]), cmp
+                    )
+                )
     return out
 
 
-def _comparison_row(values: dict, split: str, metric: str, baseline: dict, runs: int, baseline_runs: int,
-                    cmp) -> dict:
-    return {**values, "split": split, "metric": metric,
-            "baseline": " ".join(f"{k}={v}" for k, v in baseline.items()), "runs": runs,
-            "baseline_runs": baseline_runs, "value": cmp.f1_a, "baseline_value": cmp.f1_b, "delta": cmp.delta,
-            "ci_low": cmp.low, "ci_high": cmp.high, "p_value": cmp.p_value, "significant": cmp.significant}
+def _comparison_row(
+    values: dict, split: str, metric: str, baseline: dict, runs: int, baseline_runs: int, cmp
+) -> dict:
+    return {
+        **values,
+        "split": split,
+        "metric": metric,
+        "baseline": " ".join(f"{k}={v}" for k, v in baseline.items()),
+        "runs": runs,
+        "baseline_runs": baseline_runs,
+        "value": cmp.f1_a,
+        "baseline_value": cmp.f1_b,
+        "delta": cmp.delta,
+        "ci_low": cmp.low,
+        "ci_high": cmp.high,
+        "p_value": cmp.p_value,
+        "significant": cmp.significant,
+    }
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> None:
@@ -178,7 +251,9 @@ def _sort_key(value: Any) -> tuple:
         return (1, 0.0, str(value))
 
 
-def plot(summary: Sequence[dict], x: str, series: Sequence[str], metric: str, path: Path, title: str) -> Path | None:
+def plot(
+    summary: Sequence[dict], x: str, series: Sequence[str], metric: str, path: Path, title: str
+) -> Path | None:
     """Mean ± std vs ``x``: one line per (series, split)."""
     import matplotlib  # noqa: PLC0415 - plotting is optional
 
@@ -205,7 +280,9 @@ def plot(summary: Sequence[dict], x: str, series: Sequence[str], metric: str, pa
     elif all(float(c).is_integer() for c in categories):
         ax.set_xticks([float(c) for c in categories])
     ax.set_xlabel(x)
-    ax.set_ylabel({"f1": "entity F1 (%)", "drop": "F1 drop in-domain -> out-of-domain (points)"}.get(metric, metric))
+    ax.set_ylabel(
+        {"f1": "entity F1 (%)", "drop": "F1 drop in-domain -> out-of-domain (points)"}.get(metric, metric)
+    )
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -216,9 +293,16 @@ def plot(summary: Sequence[dict], x: str, series: Sequence[str], metric: str, pa
     return path
 
 
-def aggregate(roots: Sequence[str | Path], x: str, out: str | Path, series: Sequence[str] = (),
-              pairs: Sequence[tuple[str, str]] = (), baseline: dict[str, str] | None = None,
-              resamples: int = 1000, title: str = "") -> dict[str, Path]:
+def aggregate(
+    roots: Sequence[str | Path],
+    x: str,
+    out: str | Path,
+    series: Sequence[str] = (),
+    pairs: Sequence[tuple[str, str]] = (),
+    baseline: dict[str, str] | None = None,
+    resamples: int = 1000,
+    title: str = "",
+) -> dict[str, Path]:
     """Aggregate runs under ``roots``; returns the paths written."""
     out = Path(out)
     runs = find_runs(roots)
@@ -228,8 +312,18 @@ def aggregate(roots: Sequence[str | Path], x: str, out: str | Path, series: Sequ
     summary = summarise(rows, x, series, pairs)
     written = {"runs": out / "runs.csv", "summary": out / "summary.csv", "spec": out / "aggregate.json"}
     out.mkdir(parents=True, exist_ok=True)
-    written["spec"].write_text(json.dumps({"x": x, "series": list(series), "pairs": [list(p) for p in pairs],
-                                           "baseline": baseline, "runs": [str(r) for r in runs]}, indent=2))
+    written["spec"].write_text(
+        json.dumps(
+            {
+                "x": x,
+                "series": list(series),
+                "pairs": [list(p) for p in pairs],
+                "baseline": baseline,
+                "runs": [str(r) for r in runs],
+            },
+            indent=2,
+        )
+    )
     write_csv(written["runs"], rows)
     write_csv(written["summary"], summary)
     if baseline:
@@ -279,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pairs = [tuple(p.split(":", 1)) for p in args.pair]
     baseline = dict(kv.split("=", 1) for kv in args.baseline) or None
-    written = aggregate(args.roots, args.x, args.out, args.series, pairs, baseline, args.resamples, args.title)
+    written = aggregate(
+        args.roots, args.x, args.out, args.series, pairs, baseline, args.resamples, args.title
+    )
     for key, path in written.items():
         print(f"{key}: {path}")
     if args.wandb:

@@ -58,7 +58,9 @@ class LabelSet:
         try:
             return [self.label2id[t] for t in tags]
         except KeyError as err:
-            raise ValueError(f"Unknown tag {err.args[0]!r}; this label set allows {list(self.labels)}") from None
+            raise ValueError(
+                f"Unknown tag {err.args[0]!r}; this label set allows {list(self.labels)}"
+            ) from None
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Map ids back to tags."""
@@ -145,7 +147,9 @@ def repair_iob2(tags: Sequence[str]) -> tuple[list[str], int]:
     return repaired, sum(a != b for a, b in zip(tags, repaired, strict=True))
 
 
-def map_types(tags: Sequence[str], mapping: Mapping[str, str | None], counter: Counter | None = None) -> list[str]:
+def map_types(
+    tags: Sequence[str], mapping: Mapping[str, str | None], counter: Counter | None = None
+) -> list[str]:
     """Rename entity types; a type mapped to ``None`` or ``"O"`` becomes ``O``.
 
     Types missing from ``mapping`` are kept. Dropped entities are counted per original type in

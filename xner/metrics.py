@@ -51,8 +51,9 @@ class EntityCounts:
         return self.tp.shape[0]
 
 
-def count_entities(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
-                   types: Sequence[str] | None = None) -> EntityCounts:
+def count_entities(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str] | None = None
+) -> EntityCounts:
     """Count exact-match entities per sentence and type.
 
     Args:
@@ -95,11 +96,23 @@ def scores_from_counts(counts: EntityCounts) -> dict:
     """Micro precision/recall/F1 (in percent) over all types, and the same per type with support."""
     tp, pred, gold = counts.tp.sum(0), counts.pred.sum(0), counts.gold.sum(0)
     p, r, f = _prf(tp.sum(), pred.sum(), gold.sum())
-    out = {"precision": 100 * p, "recall": 100 * r, "f1": 100 * f, "support": int(gold.sum()),
-           "predicted": int(pred.sum()), "sentences": len(counts), "per_type": {}}
+    out = {
+        "precision": 100 * p,
+        "recall": 100 * r,
+        "f1": 100 * f,
+        "support": int(gold.sum()),
+        "predicted": int(pred.sum()),
+        "sentences": len(counts),
+        "per_type": {},
+    }
     for j, t in enumerate(counts.types):
         pt, rt, ft = _prf(tp[j], pred[j], gold[j])
-        out["per_type"][t] = {"precision": 100 * pt, "recall": 100 * rt, "f1": 100 * ft, "support": int(gold[j])}
+        out["per_type"][t] = {
+            "precision": 100 * pt,
+            "recall": 100 * rt,
+            "f1": 100 * ft,
+            "support": int(gold[j]),
+        }
     return out
 
 
@@ -108,7 +121,8 @@ def f1_from_counts(counts: EntityCounts) -> float:
     return _prf(counts.tp.sum(), counts.pred.sum(), counts.gold.sum())[2] * 100
 
 
-def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
-                  types: Sequence[str] | None = None) -> dict:
+def entity_scores(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str] | None = None
+) -> dict:
     """Entity precision, recall and F1 (strict IOB2), overall and per type."""
     return scores_from_counts(count_entities(gold, pred, types))

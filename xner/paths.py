@@ -15,7 +15,11 @@ def default_data_dir() -> Path:
         FileNotFoundError: neither exists; the message says how to point xner at the data.
     """
     env = os.environ.get("XNER_DATA")
-    candidates = [Path(env)] if env else [PROJECT_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    candidates = (
+        [Path(env)]
+        if env
+        else [PROJECT_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    )
     for cand in candidates:
         if cand.is_dir():
             return cand.resolve()

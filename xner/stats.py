@@ -45,8 +45,9 @@ class Interval:
         return f"{self.estimate:.1f} [{self.low:.1f}, {self.high:.1f}]"
 
 
-def bootstrap_f1(counts: EntityCounts, resamples: int = 1000, level: float = 0.95, seed: int = 0,
-                 chunk: int = 200) -> Interval:
+def bootstrap_f1(
+    counts: EntityCounts, resamples: int = 1000, level: float = 0.95, seed: int = 0, chunk: int = 200
+) -> Interval:
     """Percentile bootstrap interval of micro F1, resampling sentences with replacement.
 
     Args:
@@ -60,7 +61,9 @@ def bootstrap_f1(counts: EntityCounts, resamples: int = 1000, level: float = 0.9
         raise ValueError("bootstrap needs at least one sentence")
     rng = np.random.default_rng(seed)
     tp, pred, gold = _per_sentence(counts)
-    f1 = np.concatenate([_resampled_f1(tp, pred, gold, idx) for idx in _indices(len(counts), resamples, rng, chunk)])
+    f1 = np.concatenate(
+        [_resampled_f1(tp, pred, gold, idx) for idx in _indices(len(counts), resamples, rng, chunk)]
+    )
     alpha = (1 - level) / 2
     low, high = np.quantile(f1, [alpha, 1 - alpha])
     return Interval(f1_from_counts(counts), float(low), float(high), level, resamples)
@@ -84,8 +87,14 @@ class PairedComparison:
         return self.low > 0 or self.high < 0
 
 
-def paired_bootstrap(a: EntityCounts | Sequence[EntityCounts], b: EntityCounts | Sequence[EntityCounts],
-                     resamples: int = 1000, level: float = 0.95, seed: int = 0, chunk: int = 200) -> PairedComparison:
+def paired_bootstrap(
+    a: EntityCounts | Sequence[EntityCounts],
+    b: EntityCounts | Sequence[EntityCounts],
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    chunk: int = 200,
+) -> PairedComparison:
     """Paired bootstrap test of ``F1(a) - F1(b)`` on the same test sentences.
 
     Each resample draws one set of sentence indices and scores both models on it, so sentence difficulty
@@ -120,9 +129,16 @@ def paired_bootstrap(a: EntityCounts | Sequence[EntityCounts], b: EntityCounts |
     return PairedComparison(observed, float(low), float(high), min(1.0, p), f1_a, f1_b, resamples)
 
 
-def paired_bootstrap_drop(a_in: Sequence[EntityCounts], a_out: Sequence[EntityCounts],
-                          b_in: Sequence[EntityCounts], b_out: Sequence[EntityCounts], resamples: int = 1000,
-                          level: float = 0.95, seed: int = 0, chunk: int = 200) -> PairedComparison:
+def paired_bootstrap_drop(
+    a_in: Sequence[EntityCounts],
+    a_out: Sequence[EntityCounts],
+    b_in: Sequence[EntityCounts],
+    b_out: Sequence[EntityCounts],
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    chunk: int = 200,
+) -> PairedComparison:
     """Paired bootstrap of a difference in robustness: ``drop(a) - drop(b)``, ``drop = F1_in - F1_out``.
 
     The in-domain and out-of-domain test sets are resampled independently (they are different sentences);
@@ -135,15 +151,18 @@ def paired_bootstrap_drop(a_in: Sequence[EntityCounts], a_out: Sequence[EntityCo
             raise ValueError("paired_bootstrap_drop needs at least one run per group")
     n_in, n_out = len(a_in[0]), len(a_out[0])
     if {len(c) for c in [*a_in, *b_in]} != {n_in} or {len(c) for c in [*a_out, *b_out]} != {n_out}:
-        raise ValueError("every run must be scored on the same in-domain and the same out-of-domain sentences")
+        raise ValueError(
+            "every run must be scored on the same in-domain and the same out-of-domain sentences"
+        )
     rng = np.random.default_rng(seed)
 
     def mean_f1(runs: Sequence[EntityCounts], idx: np.ndarray) -> np.ndarray:
         return np.mean([_resampled_f1(*_per_sentence(c), idx) for c in runs], axis=0)
 
     deltas = []
-    for idx_in, idx_out in zip(_indices(n_in, resamples, rng, chunk), _indices(n_out, resamples, rng, chunk),
-                               strict=True):
+    for idx_in, idx_out in zip(
+        _indices(n_in, resamples, rng, chunk), _indices(n_out, resamples, rng, chunk), strict=True
+    ):
         drop_a = mean_f1(a_in, idx_in) - mean_f1(a_out, idx_out)
         drop_b = mean_f1(b_in, idx_in) - mean_f1(b_out, idx_out)
         deltas.append(drop_a - drop_b)
@@ -156,8 +175,11 @@ def paired_bootstrap_drop(a_in: Sequence[EntityCounts], a_out: Sequence[EntityCo
     observed = drop_a - drop_b
     alpha = (1 - level) / 2
     low, high = np.quantile(deltas, [alpha, 1 - alpha])
-    p = 1.0 if observed == 0 and np.all(deltas == 0) else \
-        float((np.sum(np.abs(deltas - observed) >= abs(observed)) + 1) / (len(deltas) + 1))
+    p = (
+        1.0
+        if observed == 0 and np.all(deltas == 0)
+        else float((np.sum(np.abs(deltas - observed) >= abs(observed)) + 1) / (len(deltas) + 1))
+    )
     return PairedComparison(observed, float(low), float(high), min(1.0, p), drop_a, drop_b, resamples)
 
 

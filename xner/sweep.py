@@ -52,7 +52,9 @@ def _sample(spec: Mapping[str, Any], rng: random.Random) -> Any:
     raise ValueError(f"distribution {dist!r} is not supported by the local runner (use a W&B server)")
 
 
-def parameter_sets(sweep: Mapping[str, Any], count: int | None = None, seed: int = 0) -> Iterator[dict[str, Any]]:
+def parameter_sets(
+    sweep: Mapping[str, Any], count: int | None = None, seed: int = 0
+) -> Iterator[dict[str, Any]]:
     """Parameter combinations of a sweep: the full grid, or ``count`` random samples.
 
     Raises:
@@ -68,7 +70,9 @@ def parameter_sets(sweep: Mapping[str, Any], count: int | None = None, seed: int
             elif "value" in spec:
                 choices.append([spec["value"]])
             else:
-                raise ValueError(f"grid sweep parameter {name!r} needs 'values' or 'value', not a distribution")
+                raise ValueError(
+                    f"grid sweep parameter {name!r} needs 'values' or 'value', not a distribution"
+                )
             names.append(name)
         combos = itertools.product(*choices)
         for k, combo in enumerate(combos):
@@ -113,8 +117,14 @@ def build_command(sweep: Mapping[str, Any], params: Mapping[str, Any], extra: li
     return cmd + list(extra)
 
 
-def run_sweep(path: str | Path, count: int | None = None, out: str | Path = "logs/sweeps", dry_run: bool = False,
-              extra: list[str] | None = None, seed: int = 0) -> Path:
+def run_sweep(
+    path: str | Path,
+    count: int | None = None,
+    out: str | Path = "logs/sweeps",
+    dry_run: bool = False,
+    extra: list[str] | None = None,
+    seed: int = 0,
+) -> Path:
     """Run every command of a sweep sequentially; returns the sweep directory."""
     sweep = yaml.safe_load(Path(path).read_text())
     name = sweep.get("name") or Path(path).stem
@@ -134,8 +144,14 @@ def run_sweep(path: str | Path, count: int | None = None, out: str | Path = "log
         start = time.perf_counter()
         rc = subprocess.run(cmd, env=env).returncode
         failures += rc != 0
-        record = {"run": k, "params": params, "command": cmd, "returncode": rc, "run_dir": str(run_dir),
-                  "seconds": round(time.perf_counter() - start, 1)}
+        record = {
+            "run": k,
+            "params": params,
+            "command": cmd,
+            "returncode": rc,
+            "run_dir": str(run_dir),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         with (root / "runs.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
     if failures:
@@ -152,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         argv, extra = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(prog="python -m xner.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", help="a W&B sweep YAML")
-    parser.add_argument("--count", type=int, default=None, help="runs to make (random: samples; grid: first N)")
+    parser.add_argument(
+        "--count", type=int, default=None, help="runs to make (random: samples; grid: first N)"
+    )
     parser.add_argument("--out", default="logs/sweeps", help="root of the sweep directories")
     parser.add_argument("--seed", type=int, default=0, help="seed of random sampling")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")

@@ -10,7 +10,13 @@ import lightning as L
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
-from xner.data.encoding import EncodedDataset, EncodingStats, LengthBucketBatchSampler, PadCollator, encode_sentences
+from xner.data.encoding import (
+    EncodedDataset,
+    EncodingStats,
+    LengthBucketBatchSampler,
+    PadCollator,
+    encode_sentences,
+)
 from xner.data.registry import SHARED_TYPES, DataRef, SplitStats, load_split
 from xner.labels import LabelSet
 from xner.types import Sentence
@@ -95,18 +101,25 @@ class NERDataModule(L.LightningDataModule):
         sentences, stats = load_split(ref, self.data_dir, keep_types=self.label_set.types, **options)
         return self.encode(name, sentences, max_length, stats)
 
-    def encode(self, name: str, sentences: Sequence[Sentence], max_length: int,
-               stats: SplitStats | None = None) -> EncodedDataset:
+    def encode(
+        self, name: str, sentences: Sequence[Sentence], max_length: int, stats: SplitStats | None = None
+    ) -> EncodedDataset:
         """Encode given sentences as the split ``name``."""
         if self.tokenizer is None:
             self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
         labelled = all(s.tags is not None for s in sentences)
-        encoded, enc_stats = encode_sentences(sentences, self.tokenizer, self.label_set if labelled else None,
-                                              max_length)
+        encoded, enc_stats = encode_sentences(
+            sentences, self.tokenizer, self.label_set if labelled else None, max_length
+        )
         if enc_stats.truncated_words or enc_stats.empty_words:
-            log.warning("%s: %d words in %d sentences cut by max_length=%d; %d words without subwords",
-                        name, enc_stats.truncated_words, enc_stats.truncated_sentences, max_length,
-                        enc_stats.empty_words)
+            log.warning(
+                "%s: %d words in %d sentences cut by max_length=%d; %d words without subwords",
+                name,
+                enc_stats.truncated_words,
+                enc_stats.truncated_sentences,
+                max_length,
+                enc_stats.empty_words,
+            )
         if stats is not None:
             self.split_stats[name] = stats
         self.encoding_stats[name] = enc_stats
@@ -137,15 +150,24 @@ class NERDataModule(L.LightningDataModule):
         ds = self.datasets["train"]
         if self.bucket_by_length:
             sampler = LengthBucketBatchSampler(ds.lengths(), self.batch_size, seed=self.seed)
-            return DataLoader(ds, batch_sampler=sampler, collate_fn=self._collator(), num_workers=self.num_workers)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, collate_fn=self._collator(),
-                          num_workers=self.num_workers)
+            return DataLoader(
+                ds, batch_sampler=sampler, collate_fn=self._collator(), num_workers=self.num_workers
+            )
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=self._collator(),
+            num_workers=self.num_workers,
+        )
 
     def _eval_loader(self, ds: EncodedDataset) -> DataLoader:
         # Sorting by length keeps padding low; predictions are keyed by sentence index, so order is free.
         order = sorted(range(len(ds)), key=ds.lengths().__getitem__)
         batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
-        return DataLoader(ds, batch_sampler=batches, collate_fn=self._collator(), num_workers=self.num_workers)
+        return DataLoader(
+            ds, batch_sampler=batches, collate_fn=self._collator(), num_workers=self.num_workers
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader(self.datasets["val"]) if "val" in self.datasets else []

@@ -114,7 +114,12 @@ class EncodedDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         enc = self.encoded[idx]
-        return {"input_ids": enc.input_ids, "labels": enc.labels, "word_starts": enc.word_starts, "index": idx}
+        return {
+            "input_ids": enc.input_ids,
+            "labels": enc.labels,
+            "word_starts": enc.word_starts,
+            "index": idx,
+        }
 
     def lengths(self) -> list[int]:
         """Subword length of each item (for length bucketing)."""
@@ -148,8 +153,14 @@ class PadCollator:
             word_starts[i, : len(ws)] = torch.tensor(ws, dtype=torch.long)
         index = torch.tensor([it["index"] for it in items], dtype=torch.long)
         # word_mask marks first subwords: the positions that carry labels, labelled data or not
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "word_mask": word_mask,
-                "word_starts": word_starts, "index": index}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
+            "word_mask": word_mask,
+            "word_starts": word_starts,
+            "index": index,
+        }
 
 
 class LengthBucketBatchSampler(Sampler[list[int]]):
@@ -160,8 +171,14 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     ``world_size``-th batch (the batch count is cut to a multiple of ``world_size`` so ranks stay in step).
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool_batches: int = 50,
-                 shuffle: bool = True):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        pool_batches: int = 50,
+        shuffle: bool = True,
+    ):
         self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
         self.pool, self.shuffle, self.epoch = pool_batches * batch_size, shuffle, 0
 

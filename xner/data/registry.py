@@ -173,7 +173,9 @@ def available_splits(ref: DataRef | str, data_dir: str | Path | None = None) -> 
     return sorted(p.stem for p in dataset_folder(DataRef.coerce(ref), data_dir).glob("*.txt"))
 
 
-def resolve_label_map(info: DatasetInfo, label_map: Mapping[str, str | None] | str | None) -> dict[str, str | None]:
+def resolve_label_map(
+    info: DatasetInfo, label_map: Mapping[str, str | None] | str | None
+) -> dict[str, str | None]:
     """``"default"`` gives the dataset's own mapping, ``None``/``"none"`` the identity, a mapping itself."""
     if label_map is None or label_map == "none":
         return {}
@@ -216,8 +218,9 @@ def load_split(
     for part in ref.split.split("+"):
         part_ref = DataRef(ref.dataset, ref.lang, part, ref.subset)
         paths.append(str(split_path(part_ref, data_dir)))
-        sentences += read_conll(paths[-1], allowed_tags=allowed, id_prefix=str(part_ref), lang=lang,
-                                domain=info.domain)
+        sentences += read_conll(
+            paths[-1], allowed_tags=allowed, id_prefix=str(part_ref), lang=lang, domain=info.domain
+        )
     if limit is not None:
         sentences = sentences[:limit]
     mapping = resolve_label_map(info, label_map)
@@ -230,8 +233,9 @@ def load_split(
             tags = map_types(tags, {t: None for t in _types_in(tags) if t not in keep_types}, dropped)
         entities.update(split_tag(t)[1] for t in tags if t.startswith("B-"))
         out.append(sent.with_tags(tags if labelled else None))
-    stats = SplitStats(str(ref), "+".join(paths), len(out), sum(len(s) for s in out), dict(entities), dict(dropped),
-                       mapping)
+    stats = SplitStats(
+        str(ref), "+".join(paths), len(out), sum(len(s) for s in out), dict(entities), dict(dropped), mapping
+    )
     if dropped:
         log.info("%s: label mapping dropped entities %s (kept %s)", ref, dict(dropped), dict(entities))
     return out, stats
@@ -241,7 +245,9 @@ def _types_in(tags: Sequence[str]) -> set[str]:
     return {t for tag in tags if (t := split_tag(tag)[1]) is not None}
 
 
-def load_hf_split(hf_path: str, config: str | None, split: str, lang: str = "", domain: str = "") -> list[Sentence]:
+def load_hf_split(
+    hf_path: str, config: str | None, split: str, lang: str = "", domain: str = ""
+) -> list[Sentence]:
     """Load a token-classification split from the HF hub (needs a network and the ``datasets`` package).
 
     The hub sets store tags as class ids with names in ``features['ner_tags'].feature.names``.
@@ -253,6 +259,12 @@ def load_hf_split(hf_path: str, config: str | None, split: str, lang: str = "", 
     ds = datasets.load_dataset(hf_path, config, split=split)
     names = ds.features["ner_tags"].feature.names
     return [
-        Sentence(row["tokens"], [names[i] for i in row["ner_tags"]], f"{hf_path}:{config}:{split}:{k}", lang, domain)
+        Sentence(
+            row["tokens"],
+            [names[i] for i in row["ner_tags"]],
+            f"{hf_path}:{config}:{split}:{k}",
+            lang,
+            domain,
+        )
         for k, row in enumerate(ds)
     ]

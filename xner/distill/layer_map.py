@@ -56,10 +56,14 @@ def build_layer_map(
             raise ValueError(f"depth must be >= 0, got {depth}")
         limit = student_layers - 1 if strategy == "skip" else student_layers
         if depth > limit:
-            raise ValueError(f"depth {depth} is more than the {limit} pairs '{strategy}' can map "
-                             f"for a {student_layers}-layer student")
+            raise ValueError(
+                f"depth {depth} is more than the {limit} pairs '{strategy}' can map "
+                f"for a {student_layers}-layer student"
+            )
         if strategy == "uniform":
-            students = sorted({round(student_layers * (j + 1) / depth) for j in range(depth)}) if depth else []
+            students = (
+                sorted({round(student_layers * (j + 1) / depth) for j in range(depth)}) if depth else []
+            )
             result = [(i, round(i * teacher_layers / student_layers)) for i in students]
             if len(result) != depth:  # cannot happen for depth <= student_layers; guards future edits
                 raise ValueError(f"uniform map collapsed to {len(result)} pairs for depth {depth}")

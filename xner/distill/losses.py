@@ -17,8 +17,9 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def soft_label_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
-                  temperature: float = 1.0) -> torch.Tensor:
+def soft_label_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """``T^2 * KL(teacher_T || student_T)`` per position, averaged over ``mask`` (Hinton et al. 2015).
 
     The ``T^2`` factor keeps gradient magnitudes comparable across temperatures.
@@ -30,8 +31,9 @@ def soft_label_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ma
     return t * t * _masked_mean(kl, mask)
 
 
-def soft_label_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
+def soft_label_mse(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """Squared error between the two probability distributions (the form of Wu et al. 2020's code)."""
     p_s = F.softmax(student_logits.float() / temperature, dim=-1)
     p_t = F.softmax(teacher_logits.float() / temperature, dim=-1)

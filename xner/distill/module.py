@@ -16,8 +16,19 @@ from transformers import AutoTokenizer
 from xner.data.encoding import encode_sentences
 from xner.distill import losses
 from xner.distill.layer_map import build_layer_map
-from xner.distill.student import resolve_teacher_layers, student_from_config, student_from_pretrained, student_from_teacher
-from xner.distill.teacher_cache import TeacherCache, cache_key, encoded_sha256, file_sha256, get_or_build_teacher_cache
+from xner.distill.student import (
+    resolve_teacher_layers,
+    student_from_config,
+    student_from_pretrained,
+    student_from_teacher,
+)
+from xner.distill.teacher_cache import (
+    TeacherCache,
+    cache_key,
+    encoded_sha256,
+    file_sha256,
+    get_or_build_teacher_cache,
+)
 from xner.labels import LabelSet
 from xner.lit.evaluation import SplitEvaluationMixin
 from xner.lit.loading import load_checkpoint_module, record_class
@@ -131,8 +142,9 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             teacher_hidden_size, teacher_layers = teacher.encoder.config.hidden_size, teacher.num_layers
             init = student.get("init", "teacher_layers")
             if init == "teacher_layers":
-                chosen = resolve_teacher_layers(student.get("layers", "every_other"), teacher_layers,
-                                                student.get("num_layers"))
+                chosen = resolve_teacher_layers(
+                    student.get("layers", "every_other"), teacher_layers, student.get("num_layers")
+                )
                 self.student = student_from_teacher(teacher, chosen, dropout)
                 encoder = teacher_module.hparams.encoder
             elif init == "pretrained":
@@ -150,8 +162,9 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         self.init_evaluation(LabelSet(types))
         if freeze_embeddings:
             self.student.freeze_word_embeddings()
-        self.layer_map = build_layer_map(self.cfg.map, self.cfg.depth, self.student.num_layers, teacher_layers,
-                                         self.cfg.pairs)
+        self.layer_map = build_layer_map(
+            self.cfg.map, self.cfg.depth, self.student.num_layers, teacher_layers, self.cfg.pairs
+        )
         width = self.student.encoder.config.hidden_size
         self.projections = nn.ModuleList(
             nn.Linear(width, teacher_hidden_size) if width != teacher_hidden_size else nn.Identity()
@@ -159,26 +172,38 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         )
         if self.cfg.attention_weight > 0:
             if any(s == 0 or t == 0 for s, t in self.layer_map):
-                raise ValueError("attention distillation needs layers >= 1 in every pair (layer 0 is the embedding "
-                                 f"output and has no attention); map: {self.layer_map}")
+                raise ValueError(
+                    "attention distillation needs layers >= 1 in every pair (layer 0 is the embedding "
+                    f"output and has no attention); map: {self.layer_map}"
+                )
             self.student.encoder.set_attn_implementation("eager")
             if self._teacher is not None:
                 self._teacher.encoder.set_attn_implementation("eager")
         self.ce = nn.CrossEntropyLoss(ignore_index=-100)
         self.train()  # pretrained parts come in eval mode; Lightning would keep their dropout off
-        log.info("student: %d layers, width %d; layer map (%s, depth %d): %s", self.student.num_layers, width,
-                 self.cfg.map, self.cfg.depth, self.layer_map)
+        log.info(
+            "student: %d layers, width %d; layer map (%s, depth %d): %s",
+            self.student.num_layers,
+            width,
+            self.cfg.map,
+            self.cfg.depth,
+            self.layer_map,
+        )
 
     def _set_teacher(self, teacher: TokenClassifier | None) -> None:
         # object.__setattr__ bypasses nn.Module registration: the teacher must not become a child module
         # (it would enter the optimizer, the state dict and the student's checkpoint).
-        object.__setattr__(self, "_teacher", teacher.eval().requires_grad_(False) if teacher is not None else None)
+        object.__setattr__(
+            self, "_teacher", teacher.eval().requires_grad_(False) if teacher is not None else None
+        )
 
     @staticmethod
     def _load_teacher_module(teacher_ckpt: str | None):
         if not teacher_ckpt:
-            raise ValueError("DistillModule needs teacher_ckpt: the checkpoint of a trained TaggerModule "
-                             "(e.g. logs/model_transfer/runs/<run>/checkpoints/best.ckpt)")
+            raise ValueError(
+                "DistillModule needs teacher_ckpt: the checkpoint of a trained TaggerModule "
+                "(e.g. logs/model_transfer/runs/<run>/checkpoints/best.ckpt)"
+            )
         return load_checkpoint_module(teacher_ckpt)
 
     @property
@@ -213,17 +238,31 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         encoded = dataset.encoded
         if str(teacher_encoder) != str(self.hparams.encoder):
             if self.hidden_layers or self.attention_layers:
-                raise ValueError("hidden-state/attention distillation needs the teacher's tokenizer; this student "
-                                 f"uses {self.hparams.encoder}, the teacher {teacher_encoder}. Use depth=0.")
+                raise ValueError(
+                    "hidden-state/attention distillation needs the teacher's tokenizer; this student "
+                    f"uses {self.hparams.encoder}, the teacher {teacher_encoder}. Use depth=0."
+                )
             tokenizer = AutoTokenizer.from_pretrained(teacher_encoder)
             encoded, _ = encode_sentences(dataset.sentences, tokenizer, None, datamodule.max_length)
-        key = cache_key(file_sha256(self.hparams.teacher_ckpt), encoded_sha256(encoded), self.hidden_layers,
-                        self.attention_layers)
+        key = cache_key(
+            file_sha256(self.hparams.teacher_ckpt),
+            encoded_sha256(encoded),
+            self.hidden_layers,
+            self.attention_layers,
+        )
         root = Path(self.hparams.cache_dir or default_cache_dir() / "teacher")
-        return get_or_build_teacher_cache(root, key, {
-            "teacher": self.teacher, "encoded": encoded, "hidden_layers": self.hidden_layers,
-            "attention_layers": self.attention_layers, "pad_token_id": datamodule.tokenizer.pad_token_id,
-            "meta": {"teacher_ckpt": str(self.hparams.teacher_ckpt), "split": dataset.name}})
+        return get_or_build_teacher_cache(
+            root,
+            key,
+            {
+                "teacher": self.teacher,
+                "encoded": encoded,
+                "hidden_layers": self.hidden_layers,
+                "attention_layers": self.attention_layers,
+                "pad_token_id": datamodule.tokenizer.pad_token_id,
+                "meta": {"teacher_ckpt": str(self.hparams.teacher_ckpt), "split": dataset.name},
+            },
+        )
 
     @property
     def teacher_encoder_dir(self) -> str:
@@ -241,16 +280,24 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             out = {"word_logits": logits.to(self.device), "word_present": present.to(self.device)}
             if self.hidden_layers or self.attention_layers:
                 self._check_same_ids(cache, indices, batch)
-            out["hidden"] = {t: cache.batch_hidden(t, indices, width).to(self.device) for t in self.hidden_layers}
-            out["attention"] = {t: cache.batch_attention(t, indices, width).to(self.device)
-                                for t in self.attention_layers}
+            out["hidden"] = {
+                t: cache.batch_hidden(t, indices, width).to(self.device) for t in self.hidden_layers
+            }
+            out["attention"] = {
+                t: cache.batch_attention(t, indices, width).to(self.device) for t in self.attention_layers
+            }
             return out
         teacher = self.teacher.to(self.device)
         with torch.no_grad():
-            res = teacher(batch["input_ids"], batch["attention_mask"], output_hidden_states=bool(self.hidden_layers),
-                          output_attentions=bool(self.attention_layers))
+            res = teacher(
+                batch["input_ids"],
+                batch["attention_mask"],
+                output_hidden_states=bool(self.hidden_layers),
+                output_attentions=bool(self.attention_layers),
+            )
         return {
-            "word_logits": gather_words(res.logits, word_starts), "word_present": word_starts >= 0,
+            "word_logits": gather_words(res.logits, word_starts),
+            "word_present": word_starts >= 0,
             "hidden": {t: res.hidden_states[t] for t in self.hidden_layers},
             "attention": {t: res.attentions[t - 1] for t in self.attention_layers},
         }
@@ -261,36 +308,48 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             ids = cache.sentence_ids(i)
             mine = batch["input_ids"][row, : len(ids)].cpu().numpy()
             if len(ids) != int(batch["attention_mask"][row].sum()) or (ids != mine).any():
-                raise ValueError(f"cached teacher outputs for sentence {i} were computed on other subwords than "
-                                 "this batch (changed tokenizer or max_length?); delete the cache entry "
-                                 f"{cache.path} or use distill.teacher_mode=online")
+                raise ValueError(
+                    f"cached teacher outputs for sentence {i} were computed on other subwords than "
+                    "this batch (changed tokenizer or max_length?); delete the cache entry "
+                    f"{cache.path} or use distill.teacher_mode=online"
+                )
 
     # ---------------------------------------------------------------- losses
     def distillation_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """Every loss term for a batch (unweighted), plus the weighted ``total``."""
         cfg = self.cfg
         need_hidden, need_attention = bool(self.hidden_layers), bool(self.attention_layers)
-        out = self.student(batch["input_ids"], batch["attention_mask"], output_hidden_states=need_hidden,
-                           output_attentions=need_attention)
+        out = self.student(
+            batch["input_ids"],
+            batch["attention_mask"],
+            output_hidden_states=need_hidden,
+            output_attentions=need_attention,
+        )
         teacher = self.teacher_outputs(batch) if cfg.kd_weight or need_hidden or need_attention else {}
         terms: dict[str, torch.Tensor] = {}
         total = out.logits.new_zeros(())
         if cfg.ce_weight > 0:
             labels = batch["labels"]
-            terms["ce"] = self.ce(out.logits.flatten(0, 1), labels.flatten()) if (labels != -100).any() \
+            terms["ce"] = (
+                self.ce(out.logits.flatten(0, 1), labels.flatten())
+                if (labels != -100).any()
                 else total.clone()
+            )
             total = total + cfg.ce_weight * terms["ce"]
         if cfg.kd_weight > 0:
             mask = (batch["word_starts"] >= 0) & teacher["word_present"]
             kd_fn = losses.soft_label_kl if cfg.kd_loss == "kl" else losses.soft_label_mse
-            terms["kd"] = kd_fn(gather_words(out.logits, batch["word_starts"]), teacher["word_logits"], mask,
-                                cfg.temperature)
+            terms["kd"] = kd_fn(
+                gather_words(out.logits, batch["word_starts"]), teacher["word_logits"], mask, cfg.temperature
+            )
             total = total + cfg.kd_weight * terms["kd"]
         mask = batch["attention_mask"]
         if need_hidden:
             fn = losses.HIDDEN_LOSSES[cfg.hidden_loss]
-            per_pair = [fn(proj(out.hidden_states[s]), teacher["hidden"][t], mask)
-                        for proj, (s, t) in zip(self.projections, self.layer_map, strict=True)]
+            per_pair = [
+                fn(proj(out.hidden_states[s]), teacher["hidden"][t], mask)
+                for proj, (s, t) in zip(self.projections, self.layer_map, strict=True)
+            ]
             terms["hidden"] = torch.stack(per_pair).mean()
             total = total + cfg.hidden_weight * terms["hidden"]
         if need_attention:
@@ -305,8 +364,12 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         terms = self.distillation_losses(batch)
         size = batch["input_ids"].shape[0]
         for name, value in terms.items():
-            self.log(f"train/{name}" if name != "total" else "train/loss", value, batch_size=size,
-                     prog_bar=name == "total")
+            self.log(
+                f"train/{name}" if name != "total" else "train/loss",
+                value,
+                batch_size=size,
+                prog_bar=name == "total",
+            )
         return terms["total"]
 
     # ---------------------------------------------------------------- evaluation
@@ -341,8 +404,11 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         checkpoint["distill_config"] = asdict(self.cfg)
         checkpoint["layer_map"] = [list(p) for p in self.layer_map]
         # frozen word embeddings are the pretrained encoder's: leave them out (-384 MB for me5-small)
-        if self.hparams.freeze_embeddings and self._teacher_embeddings_frozen and \
-                self.hparams.student.get("init", "teacher_layers") == "teacher_layers":
+        if (
+            self.hparams.freeze_embeddings
+            and self._teacher_embeddings_frozen
+            and self.hparams.student.get("init", "teacher_layers") == "teacher_layers"
+        ):
             checkpoint["state_dict"].pop(WORD_EMBEDDING_KEY, None)
             checkpoint["xner_embeddings_from"] = self.hparams.encoder
 

@@ -19,11 +19,15 @@ def _layer_list(encoder: nn.Module) -> nn.ModuleList:
     try:
         return encoder.encoder.layer
     except AttributeError:
-        raise TypeError(f"{type(encoder).__name__} is not BERT-like (no .encoder.layer); initialise the student "
-                        "from a pretrained encoder instead (student.init=pretrained)") from None
+        raise TypeError(
+            f"{type(encoder).__name__} is not BERT-like (no .encoder.layer); initialise the student "
+            "from a pretrained encoder instead (student.init=pretrained)"
+        ) from None
 
 
-def resolve_teacher_layers(spec: str | Sequence[int], teacher_layers: int, student_layers: int | None) -> list[int]:
+def resolve_teacher_layers(
+    spec: str | Sequence[int], teacher_layers: int, student_layers: int | None
+) -> list[int]:
     """Which teacher layers (1-based) the student copies.
 
     ``"every_other"`` copies layers 1, 3, 5, ... (DistilBERT's choice: the bottom layer is kept and each
@@ -37,7 +41,9 @@ def resolve_teacher_layers(spec: str | Sequence[int], teacher_layers: int, stude
             if student_layers is None:
                 raise ValueError("student.layers=bottom needs student.num_layers")
             return list(range(1, student_layers + 1))
-        raise ValueError(f"unknown student layer choice {spec!r}; use every_other, bottom or a list of layers")
+        raise ValueError(
+            f"unknown student layer choice {spec!r}; use every_other, bottom or a list of layers"
+        )
     layers = [int(x) for x in spec]
     for t in layers:
         if not 1 <= t <= teacher_layers:
@@ -45,12 +51,17 @@ def resolve_teacher_layers(spec: str | Sequence[int], teacher_layers: int, stude
     return layers
 
 
-def student_from_teacher(teacher: TokenClassifier, layers: Sequence[int], dropout: float = 0.1) -> TokenClassifier:
+def student_from_teacher(
+    teacher: TokenClassifier, layers: Sequence[int], dropout: float = 0.1
+) -> TokenClassifier:
     """A student whose embeddings, head and layers are copies of the teacher's ``layers`` (1-based)."""
     config = copy.deepcopy(teacher.encoder.config)
     config.num_hidden_layers = len(layers)
-    encoder = AutoModel.from_config(config, add_pooling_layer=False) if config.model_type in {
-        "bert", "xlm-roberta", "roberta"} else AutoModel.from_config(config)
+    encoder = (
+        AutoModel.from_config(config, add_pooling_layer=False)
+        if config.model_type in {"bert", "xlm-roberta", "roberta"}
+        else AutoModel.from_config(config)
+    )
     encoder.embeddings.load_state_dict(teacher.encoder.embeddings.state_dict())
     source = _layer_list(teacher.encoder)
     for k, t in enumerate(layers):
@@ -67,7 +78,8 @@ def student_from_config(config: dict, num_labels: int, dropout: float = 0.1) -> 
     return TokenClassifier(AutoModel.from_config(cfg, **kwargs), num_labels, dropout)
 
 
-def student_from_pretrained(encoder: str, num_labels: int, dropout: float = 0.1,
-                            attn_implementation: str = "sdpa") -> TokenClassifier:
+def student_from_pretrained(
+    encoder: str, num_labels: int, dropout: float = 0.1, attn_implementation: str = "sdpa"
+) -> TokenClassifier:
     """A student from any HF encoder (its own width; a new head)."""
     return TokenClassifier(load_encoder(encoder, True, attn_implementation), num_labels, dropout)

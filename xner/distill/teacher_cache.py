@@ -57,10 +57,20 @@ def encoded_sha256(encoded: Sequence[Encoded]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(teacher_sha: str, data_sha: str, hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> str:
+def cache_key(
+    teacher_sha: str, data_sha: str, hidden_layers: Sequence[int], attention_layers: Sequence[int]
+) -> str:
     """Key of a teacher-output entry."""
-    payload = json.dumps({"v": CACHE_VERSION, "teacher": teacher_sha, "data": data_sha,
-                          "hidden": sorted(hidden_layers), "attention": sorted(attention_layers)}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "v": CACHE_VERSION,
+            "teacher": teacher_sha,
+            "data": data_sha,
+            "hidden": sorted(hidden_layers),
+            "attention": sorted(attention_layers),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -101,7 +111,11 @@ class TeacherCache:
 
         meta = manifest["meta"]
         return cls(
-            path, load("offsets"), load("input_ids"), load("word_offsets"), load("word_logits"),
+            path,
+            load("offsets"),
+            load("input_ids"),
+            load("word_offsets"),
+            load("word_logits"),
             {t: load(f"hidden_{t}") for t in meta["hidden_layers"]},
             {t: load(f"attention_{t}") for t in meta["attention_layers"]},
             load("attention_offsets") if meta["attention_layers"] else None,
@@ -192,14 +206,25 @@ def build_teacher_cache(
         np.save(tmp / "attention_offsets.npy", attention_offsets)
         np.save(tmp / "input_ids.npy", np.concatenate([np.asarray(e.input_ids, np.int32) for e in encoded]))
         mm = np.lib.format.open_memmap
-        word_logits = mm(tmp / "word_logits.npy", "w+", np.float16, (int(word_offsets[-1]), teacher.head.out_features))
-        hidden = {t: mm(tmp / f"hidden_{t}.npy", "w+", np.float16, (int(offsets[-1]), config.hidden_size))
-                  for t in hidden_layers}
-        attention = {t: mm(tmp / f"attention_{t}.npy", "w+", np.float16, (int(attention_offsets[-1]),))
-                     for t in attention_layers}
+        word_logits = mm(
+            tmp / "word_logits.npy", "w+", np.float16, (int(word_offsets[-1]), teacher.head.out_features)
+        )
+        hidden = {
+            t: mm(tmp / f"hidden_{t}.npy", "w+", np.float16, (int(offsets[-1]), config.hidden_size))
+            for t in hidden_layers
+        }
+        attention = {
+            t: mm(tmp / f"attention_{t}.npy", "w+", np.float16, (int(attention_offsets[-1]),))
+            for t in attention_layers
+        }
         order = np.argsort(lengths, kind="stable")
-        for lo in tqdm(range(0, len(order), batch_size), desc="teacher outputs", unit="batch",
-                       total=-(-len(order) // batch_size), disable=None):
+        for lo in tqdm(
+            range(0, len(order), batch_size),
+            desc="teacher outputs",
+            unit="batch",
+            total=-(-len(order) // batch_size),
+            disable=None,
+        ):
             idx = order[lo : lo + batch_size]
             width = int(lengths[idx].max())
             ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
@@ -207,33 +232,56 @@ def build_teacher_cache(
             for row, i in enumerate(idx):
                 ids[row, : lengths[i]] = torch.tensor(encoded[i].input_ids)
                 mask[row, : lengths[i]] = 1
-            out = teacher(ids, mask, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers))
+            out = teacher(
+                ids, mask, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers)
+            )
             for row, i in enumerate(idx):
                 n = int(lengths[i])
                 starts = torch.tensor(encoded[i].word_starts, dtype=torch.long)
                 logits = out.logits[row, starts.clamp_min(0)] * (starts >= 0)[:, None]  # words cut off: zeros
                 word_logits[word_offsets[i] : word_offsets[i + 1]] = logits.numpy().astype(np.float16)
                 for t in hidden_layers:
-                    hidden[t][offsets[i] : offsets[i] + n] = out.hidden_states[t][row, :n].numpy().astype(np.float16)
+                    hidden[t][offsets[i] : offsets[i] + n] = (
+                        out.hidden_states[t][row, :n].numpy().astype(np.float16)
+                    )
                 for t in attention_layers:
                     block = out.attentions[t - 1][row, :, :n, :n].numpy().astype(np.float16).ravel()
                     attention[t][attention_offsets[i] : attention_offsets[i + 1]] = block
         for arr in (word_logits, *hidden.values(), *attention.values()):
             arr.flush()
         del word_logits, hidden, attention
-        files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.glob("*.npy"))}
-        manifest = {"files": files, "meta": {
-            **(meta or {}), "version": CACHE_VERSION, "sentences": len(encoded), "subwords": int(offsets[-1]),
-            "words": int(word_offsets[-1]), "hidden_layers": list(hidden_layers),
-            "attention_layers": list(attention_layers), "heads": heads, "hidden_size": config.hidden_size,
-            "dtype": "float16", "build_seconds": round(time.perf_counter() - start, 2)}}
+        files = {
+            p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.glob("*.npy"))
+        }
+        manifest = {
+            "files": files,
+            "meta": {
+                **(meta or {}),
+                "version": CACHE_VERSION,
+                "sentences": len(encoded),
+                "subwords": int(offsets[-1]),
+                "words": int(word_offsets[-1]),
+                "hidden_layers": list(hidden_layers),
+                "attention_layers": list(attention_layers),
+                "heads": heads,
+                "hidden_size": config.hidden_size,
+                "dtype": "float16",
+                "build_seconds": round(time.perf_counter() - start, 2),
+            },
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("teacher cache %s: %d sentences, %d subwords, %.1f MB in %.1fs", out_dir, len(encoded),
-             offsets[-1], sum(f["size"] for f in files.values()) / 2**20, time.perf_counter() - start)
+    log.info(
+        "teacher cache %s: %d sentences, %d subwords, %.1f MB in %.1fs",
+        out_dir,
+        len(encoded),
+        offsets[-1],
+        sum(f["size"] for f in files.values()) / 2**20,
+        time.perf_counter() - start,
+    )
     return out_dir
 
 

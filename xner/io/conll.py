@@ -82,8 +82,10 @@ def read_conll(
                 continue
             if len(columns) < 2:
                 raise ConllFormatError(
-                    path, line_no, f"expected '<word> <tag>' but found {line!r} (one column). "
-                    "Each non-blank line needs a word and a tag separated by whitespace."
+                    path,
+                    line_no,
+                    f"expected '<word> <tag>' but found {line!r} (one column). "
+                    "Each non-blank line needs a word and a tag separated by whitespace.",
                 )
             tag = columns[-1]
             if not TAG_PATTERN.match(tag):
@@ -92,8 +94,10 @@ def read_conll(
                 )
             if allowed is not None and tag not in allowed:
                 raise ConllFormatError(
-                    path, line_no, f"unknown tag {tag!r}; allowed tags are {sorted(allowed)}. "
-                    "Fix the file or declare the type in the dataset's label set / label_map."
+                    path,
+                    line_no,
+                    f"unknown tag {tag!r}; allowed tags are {sorted(allowed)}. "
+                    "Fix the file or declare the type in the dataset's label set / label_map.",
                 )
             tokens.append(columns[0])
             tags.append(tag)
@@ -103,7 +107,9 @@ def read_conll(
     return sentences
 
 
-def write_conll(path: str | Path, sentences: Sequence[Sentence], extra_columns: Sequence[Sequence[Sequence[str]]] = ()) -> None:
+def write_conll(
+    path: str | Path, sentences: Sequence[Sentence], extra_columns: Sequence[Sequence[Sequence[str]]] = ()
+) -> None:
     """Write sentences (word, tag[, extra columns...]) atomically.
 
     Args:
@@ -124,7 +130,9 @@ def write_conll(path: str | Path, sentences: Sequence[Sentence], extra_columns: 
                 cols = [c[k] for c in extra_columns]
                 for c in cols:
                     if len(c) != len(sent):
-                        raise ValueError(f"sentence {sent.id}: extra column has {len(c)} values for {len(sent)} words")
+                        raise ValueError(
+                            f"sentence {sent.id}: extra column has {len(c)} values for {len(sent)} words"
+                        )
                 for i, (tok, tag) in enumerate(zip(sent.tokens, tags, strict=True)):
                     out.write(" ".join([tok, tag, *(c[i] for c in cols)]) + "\n")
                 out.write("\n")
@@ -152,7 +160,9 @@ def read_predictions(path: str | Path) -> tuple[list[list[str]], list[list[str]]
                     words.append([]), gold.append([]), pred.append([])
                 continue
             if len(cols) != 3:
-                raise ConllFormatError(path, line_no, f"expected 'word gold predicted', found {raw.strip()!r}")
+                raise ConllFormatError(
+                    path, line_no, f"expected 'word gold predicted', found {raw.strip()!r}"
+                )
             words[-1].append(cols[0]), gold[-1].append(cols[1]), pred[-1].append(cols[2])
     if not words[-1]:
         words.pop(), gold.pop(), pred.pop()

@@ -14,7 +14,9 @@ from xner.stats import bootstrap_f1
 log = logging.getLogger(__name__)
 
 
-def decode_word_tags(logits: torch.Tensor, word_starts: list[int], label_set: LabelSet) -> tuple[list[str], int]:
+def decode_word_tags(
+    logits: torch.Tensor, word_starts: list[int], label_set: LabelSet
+) -> tuple[list[str], int]:
     """Tags for the words of one sentence from its subword logits (``[seq, labels]``).
 
     Words with no subword position (truncated) get ``O``; their number is returned so it can be reported.
@@ -70,8 +72,14 @@ class SplitEvaluationMixin:
             if len(preds) != len(dataset):
                 if self.trainer.sanity_checking or (stage == "val" and len(preds) == 0):
                     continue  # partial sanity-check pass or limited val batches: nothing to score
-                log.warning("%s/%s: predictions for %d of %d sentences (limit_%s_batches?)",
-                            stage, dataset.name, len(preds), len(dataset), stage)
+                log.warning(
+                    "%s/%s: predictions for %d of %d sentences (limit_%s_batches?)",
+                    stage,
+                    dataset.name,
+                    len(preds),
+                    len(dataset),
+                    stage,
+                )
             order = sorted(preds)
             gold = [dataset.sentences[i].tags for i in order]
             pred = [preds[i][0] for i in order]
@@ -95,7 +103,11 @@ class SplitEvaluationMixin:
                 for t, s in scores["per_type"].items():
                     self.log(f"test/{name}/f1_{t}", s["f1"], add_dataloader_idx=False)
             if truncated:
-                log.warning("%s/%s: %d words had no subword position (truncated) and were tagged O",
-                            stage, name, truncated)
+                log.warning(
+                    "%s/%s: %d words had no subword position (truncated) and were tagged O",
+                    stage,
+                    name,
+                    truncated,
+                )
         self.eval_results[stage] = results
         return results

@@ -25,11 +25,15 @@ def load_checkpoint_module(path: str | Path, map_location: str = "cpu") -> L.Lig
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint {path} not found. Training runs write checkpoints/best.ckpt in their run dir.")
+        raise FileNotFoundError(
+            f"Checkpoint {path} not found. Training runs write checkpoints/best.ckpt in their run dir."
+        )
     header = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     target = header.get(CLASS_KEY)
     if target is None:
-        raise ValueError(f"{path} is not an xner checkpoint (no '{CLASS_KEY}' entry; keys: {sorted(header)[:8]})")
+        raise ValueError(
+            f"{path} is not an xner checkpoint (no '{CLASS_KEY}' entry; keys: {sorted(header)[:8]})"
+        )
     module_name, _, cls_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     module = cls.load_from_checkpoint(path, map_location=map_location)

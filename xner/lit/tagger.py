@@ -13,7 +13,7 @@ from xner.labels import LabelSet
 from xner.lit.evaluation import SplitEvaluationMixin
 from xner.lit.loading import record_class
 from xner.lit.optim import configure_adamw_linear_warmup
-from xner.models.tagger import TokenClassifier, TaggerOutput, load_encoder
+from xner.models.tagger import TaggerOutput, TokenClassifier, load_encoder
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,14 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
         attn_implementation: str = "sdpa",
     ):
         super().__init__()
-        types = [str(t) for t in types]  # plain list: checkpoints must load with torch.load(weights_only=True)
+        types = [
+            str(t) for t in types
+        ]  # plain list: checkpoints must load with torch.load(weights_only=True)
         self.save_hyperparameters(ignore=["optimizer"])
         self.init_evaluation(LabelSet(list(types)))
-        self.model = TokenClassifier(load_encoder(encoder, pretrained, attn_implementation), len(self.label_set), dropout)
+        self.model = TokenClassifier(
+            load_encoder(encoder, pretrained, attn_implementation), len(self.label_set), dropout
+        )
         if freeze_embeddings:
             self.model.freeze_word_embeddings()
         self.optimizer_factory = optimizer

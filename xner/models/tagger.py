@@ -73,14 +73,26 @@ class TokenClassifier(nn.Module):
         """Keep the (large, multilingual) word-embedding matrix fixed: saves memory and time on CPU."""
         self.encoder.get_input_embeddings().weight.requires_grad_(False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> TaggerOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> TaggerOutput:
         """Logits of shape ``[batch, seq, num_labels]`` (and optional internals)."""
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                           output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        out = self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         logits = self.head(self.dropout(out.last_hidden_state))
-        return TaggerOutput(logits, out.hidden_states if output_hidden_states else None,
-                            out.attentions if output_attentions else None)
+        return TaggerOutput(
+            logits,
+            out.hidden_states if output_hidden_states else None,
+            out.attentions if output_attentions else None,
+        )
 
 
 def read_word_embeddings(encoder_dir: str | Path) -> torch.Tensor:

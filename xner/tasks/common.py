@@ -109,8 +109,13 @@ def split_records(module, datamodule) -> dict[str, dict]:
         record = {k: v for k, v in res.items() if k not in ("predictions", "indices", "counts")}
         stats = datamodule.split_stats.get(name)
         if stats is not None:
-            record.update(ref=stats.ref, path=stats.path, label_map=stats.label_map,
-                          dropped_entities=stats.dropped_entities, gold_entities=stats.entities)
+            record.update(
+                ref=stats.ref,
+                path=stats.path,
+                label_map=stats.label_map,
+                dropped_entities=stats.dropped_entities,
+                gold_entities=stats.entities,
+            )
         out[name] = record
     return out
 
@@ -128,6 +133,7 @@ def write_predictions(out_dir: Path, module, datamodule) -> list[Path]:
 
 def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:
     """A plain-text table (numbers with one decimal) for terminals and logs."""
+
     def cell(v: Any) -> str:
         return f"{v:.1f}" if isinstance(v, float) else str(v)
 
@@ -136,8 +142,10 @@ def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
     lines = [title] if title else []
-    lines += [line, sep] + ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in
-                                      enumerate(zip(b, widths, strict=True))) for b in body]
+    lines += [line, sep] + [
+        "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(b, widths, strict=True)))
+        for b in body
+    ]
     return "\n".join(lines)
 
 
@@ -146,9 +154,17 @@ def split_table(splits: dict[str, dict], types: list[str], title: str = "") -> s
     rows = []
     for name, s in splits.items():
         ci = s.get("f1_ci95")
-        row = {"split": name, "F1": s["f1"], "95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "",
-               "P": s["precision"], "R": s["recall"], "entities": s["support"], "sentences": s["sentences"]}
+        row = {
+            "split": name,
+            "F1": s["f1"],
+            "95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "",
+            "P": s["precision"],
+            "R": s["recall"],
+            "entities": s["support"],
+            "sentences": s["sentences"],
+        }
         row.update({f"F1 {t}": s["per_type"][t]["f1"] for t in types if t in s["per_type"]})
         rows.append(row)
-    return format_table(rows, ["split", "F1", "95% CI", "P", "R", *[f"F1 {t}" for t in types], "entities", "sentences"],
-                        title)
+    return format_table(
+        rows, ["split", "F1", "95% CI", "P", "R", *[f"F1 {t}" for t in types], "entities", "sentences"], title
+    )

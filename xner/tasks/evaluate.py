@@ -49,11 +49,23 @@ def evaluate(cfg: DictConfig) -> dict:
 def _evaluate(cfg: DictConfig) -> dict:
     seed_and_threads(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    ckpts = [str(c) for c in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig | list) else [str(cfg.ckpt_path)]
-    pairs = {k: tuple(v) for k, v in OmegaConf.to_container(cfg.get("robustness", {}).get("pairs", {})).items()}
+    ckpts = (
+        [str(c) for c in cfg.ckpt_path]
+        if isinstance(cfg.ckpt_path, ListConfig | list)
+        else [str(cfg.ckpt_path)]
+    )
+    pairs = {
+        k: tuple(v) for k, v in OmegaConf.to_container(cfg.get("robustness", {}).get("pairs", {})).items()
+    }
     boot = cfg.get("bootstrap", {})
-    record: dict = {"task": cfg.task_name, "run_dir": str(out_dir), "checkpoints": {}, "robustness": [],
-                    "comparisons": [], "timings_s": {}}
+    record: dict = {
+        "task": cfg.task_name,
+        "run_dir": str(out_dir),
+        "checkpoints": {},
+        "robustness": [],
+        "comparisons": [],
+        "timings_s": {},
+    }
     rows, counts_by_ckpt = [], {}
     loggers = instantiate_group(cfg.get("logger"))
     for k, ckpt in enumerate(ckpts):
@@ -61,8 +73,12 @@ def _evaluate(cfg: DictConfig) -> dict:
         with timer(record["timings_s"], tag):
             module = load_checkpoint_module(ckpt)
             module.bootstrap_resamples = int(boot.get("resamples", 1000))
-            datamodule = instantiate(cfg.data, tokenizer=module.hparams.encoder, types=list(module.label_set.types))
-            trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[], enable_checkpointing=False)
+            datamodule = instantiate(
+                cfg.data, tokenizer=module.hparams.encoder, types=list(module.label_set.types)
+            )
+            trainer = instantiate(
+                cfg.trainer, logger=loggers or False, callbacks=[], enable_checkpointing=False
+            )
             trainer.test(module, datamodule=datamodule, verbose=False)
         splits = split_records(module, datamodule)
         record["checkpoints"][ckpt] = splits
@@ -74,16 +90,44 @@ def _evaluate(cfg: DictConfig) -> dict:
         record["robustness"] += _drops(ckpt, splits, pairs)
     for ckpt in ckpts[1:]:
         for name in counts_by_ckpt[ckpts[0]]:
-            cmp = paired_bootstrap(counts_by_ckpt[ckpt][name], counts_by_ckpt[ckpts[0]][name],
-                                   resamples=int(boot.get("resamples", 1000)), seed=int(boot.get("seed", 0)))
-            record["comparisons"].append({"checkpoint": ckpt, "reference": ckpts[0], "split": name,
-                                          "f1": cmp.f1_a, "reference_f1": cmp.f1_b, "delta": cmp.delta,
-                                          "ci_low": cmp.low, "ci_high": cmp.high, "p_value": cmp.p_value,
-                                          "significant": cmp.significant})
+            cmp = paired_bootstrap(
+                counts_by_ckpt[ckpt][name],
+                counts_by_ckpt[ckpts[0]][name],
+                resamples=int(boot.get("resamples", 1000)),
+                seed=int(boot.get("seed", 0)),
+            )
+            record["comparisons"].append(
+                {
+                    "checkpoint": ckpt,
+                    "reference": ckpts[0],
+                    "split": name,
+                    "f1": cmp.f1_a,
+                    "reference_f1": cmp.f1_b,
+                    "delta": cmp.delta,
+                    "ci_low": cmp.low,
+                    "ci_high": cmp.high,
+                    "p_value": cmp.p_value,
+                    "significant": cmp.significant,
+                }
+            )
     if record["robustness"]:
-        print("\n" + format_table(record["robustness"], ["checkpoint", "pair", "in_domain", "out_of_domain",
-                                                         "f1_in", "f1_out", "drop", "relative_drop_%"],
-                                  "Robustness: in-domain -> out-of-domain drop in F1"))
+        print(
+            "\n"
+            + format_table(
+                record["robustness"],
+                [
+                    "checkpoint",
+                    "pair",
+                    "in_domain",
+                    "out_of_domain",
+                    "f1_in",
+                    "f1_out",
+                    "drop",
+                    "relative_drop_%",
+                ],
+                "Robustness: in-domain -> out-of-domain drop in F1",
+            )
+        )
     _write_csv(out_dir / "metrics.csv", rows)
     _write_csv(out_dir / "robustness.csv", record["robustness"])
     _write_csv(out_dir / "comparisons.csv", record["comparisons"])
@@ -98,13 +142,23 @@ def _split_row(ckpt: str, name: str, s: dict) -> dict:
     ref = DataRef.parse(s["ref"]) if s.get("ref") else None
     ci = s.get("f1_ci95") or [None, None]
     mapping = s.get("label_map") or {}
-    return {"checkpoint": ckpt, "language": ref.lang if ref else "", "split": name, "ref": s.get("ref", ""),
-            "f1": s["f1"], "f1_ci_low": ci[0], "f1_ci_high": ci[1], "precision": s["precision"],
-            "recall": s["recall"], "support": s["support"], "sentences": s["sentences"],
-            **{f"f1_{t}": v["f1"] for t, v in s["per_type"].items()},
-            **{f"support_{t}": v["support"] for t, v in s["per_type"].items()},
-            "label_map": "; ".join(f"{a}->{b or 'O'}" for a, b in mapping.items()) or "identity",
-            "dropped_entities": "; ".join(f"{a}:{n}" for a, n in (s.get("dropped_entities") or {}).items())}
+    return {
+        "checkpoint": ckpt,
+        "language": ref.lang if ref else "",
+        "split": name,
+        "ref": s.get("ref", ""),
+        "f1": s["f1"],
+        "f1_ci_low": ci[0],
+        "f1_ci_high": ci[1],
+        "precision": s["precision"],
+        "recall": s["recall"],
+        "support": s["support"],
+        "sentences": s["sentences"],
+        **{f"f1_{t}": v["f1"] for t, v in s["per_type"].items()},
+        **{f"support_{t}": v["support"] for t, v in s["per_type"].items()},
+        "label_map": "; ".join(f"{a}->{b or 'O'}" for a, b in mapping.items()) or "identity",
+        "dropped_entities": "; ".join(f"{a}:{n}" for a, n in (s.get("dropped_entities") or {}).items()),
+    }
 
 
 def _drops(ckpt: str, splits: dict, pairs: dict[str, tuple[str, str]]) -> list[dict]:
@@ -114,9 +168,18 @@ def _drops(ckpt: str, splits: dict, pairs: dict[str, tuple[str, str]]) -> list[d
             log.warning("robustness pair %s needs splits %s and %s; skipped", name, ind, ood)
             continue
         f_in, f_out = splits[ind]["f1"], splits[ood]["f1"]
-        out.append({"checkpoint": ckpt, "pair": name, "in_domain": ind, "out_of_domain": ood, "f1_in": f_in,
-                    "f1_out": f_out, "drop": f_in - f_out,
-                    "relative_drop_%": 100 * (f_in - f_out) / f_in if f_in else float("nan")})
+        out.append(
+            {
+                "checkpoint": ckpt,
+                "pair": name,
+                "in_domain": ind,
+                "out_of_domain": ood,
+                "f1_in": f_in,
+                "f1_out": f_out,
+                "drop": f_in - f_out,
+                "relative_drop_%": 100 * (f_in - f_out) / f_in if f_in else float("nan"),
+            }
+        )
     return out
 
 

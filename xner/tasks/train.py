@@ -54,8 +54,10 @@ def _train(cfg: DictConfig) -> dict:
     if cfg.get("train", True):
         with timer(times, "fit"):
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        record["train"] = {"sentences": len(datamodule.datasets["train"]),
-                           "encoding": vars(datamodule.encoding_stats["train"])}
+        record["train"] = {
+            "sentences": len(datamodule.datasets["train"]),
+            "encoding": vars(datamodule.encoding_stats["train"]),
+        }
         if "val" in model.eval_results:
             record["val"] = {k: v["f1"] for k, v in model.eval_results["val"].items()}
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
@@ -65,8 +67,14 @@ def _train(cfg: DictConfig) -> dict:
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         record["splits"] = split_records(model, datamodule)
         write_predictions(out_dir / "predictions", model, datamodule)
-        print("\n" + split_table(record["splits"], list(datamodule.label_set.types),
-                                 f"Entity F1 per split ({cfg.task_name}, scored on {'/'.join(datamodule.label_set.types)})"))
+        print(
+            "\n"
+            + split_table(
+                record["splits"],
+                list(datamodule.label_set.types),
+                f"Entity F1 per split ({cfg.task_name}, scored on {'/'.join(datamodule.label_set.types)})",
+            )
+        )
     record["peak_rss_mb"] = round(peak_rss_mb(), 1)
     record["config"] = resolved_config(cfg)
     path = write_json(out_dir / "metrics.json", record)
