@@ -155,3 +155,23 @@ def test_bad_layer_choice_names_the_teacher_depth(teacher_ckpt, tmp_path):
             distill={"map": "explicit", "pairs": [[1, 5]]},
             student={"init": "teacher_layers", "layers": [2]},
         )
+
+
+def test_teacher_cache_is_reused_across_depths_and_rebuilt_when_corrupt(teacher_ckpt, tmp_path, tiny_encoder):
+    first = student(teacher_ckpt, tmp_path, depth=1, cache_all_layers=True)
+    first_batch(first, datamodule(tiny_encoder, labelled=False))
+    entries = list((tmp_path / "cache").glob("*/h*_a*"))
+    assert [e.name for e in entries] == ["h0-1-2_a"]  # every teacher layer stored
+    other = student(teacher_ckpt, tmp_path, depth=0)
+    first_batch(other, datamodule(tiny_encoder, labelled=False))
+    assert list((tmp_path / "cache").glob("*/h*_a*")) == entries  # reused, not rebuilt
+    # corrupt one array: detected on open and rebuilt
+    target = entries[0] / "hidden_2.npy"
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    third = student(teacher_ckpt, tmp_path, depth=1)
+    first_batch(third, datamodule(tiny_encoder, labelled=False))
+    rebuilt = list((tmp_path / "cache").glob("*/h*_a*"))
+    assert [e.name for e in rebuilt] == ["h2_a"]
+    assert third._teacher_cache.path == rebuilt[0]

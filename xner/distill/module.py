@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
@@ -58,6 +58,8 @@ class DistillConfig:
         hidden_loss: ``mse`` (TinyBERT), ``cosine`` or ``pkd`` (normalised states, Patient KD).
         attention_loss: ``kl`` or ``mse``.
         teacher_mode: ``cached`` (teacher run once, outputs memory-mapped) or ``online``.
+        cache_all_layers: when building the cache for a hidden-state loss, store every teacher layer, so runs
+            at other depths reuse the same entry instead of running the teacher again.
     """
 
     depth: int = 0
@@ -72,7 +74,7 @@ class DistillConfig:
     hidden_loss: str = "mse"
     attention_loss: str = "kl"
     teacher_mode: str = "cached"
-    extra: dict = field(default_factory=dict)
+    cache_all_layers: bool = False
 
     def __post_init__(self) -> None:
         if self.kd_loss not in ("kl", "mse"):
@@ -244,24 +246,24 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
                 )
             tokenizer = AutoTokenizer.from_pretrained(teacher_encoder)
             encoded, _ = encode_sentences(dataset.sentences, tokenizer, None, datamodule.max_length)
-        key = cache_key(
-            file_sha256(self.hparams.teacher_ckpt),
-            encoded_sha256(encoded),
-            self.hidden_layers,
-            self.attention_layers,
+        key = cache_key(file_sha256(self.hparams.teacher_ckpt), encoded_sha256(encoded))
+        root = Path(self.hparams.cache_dir or default_cache_dir() / "teacher") / key
+        all_layers = (
+            list(range(self.teacher.num_layers + 1))
+            if self.cfg.cache_all_layers and self.hidden_layers
+            else None
         )
-        root = Path(self.hparams.cache_dir or default_cache_dir() / "teacher")
         return get_or_build_teacher_cache(
             root,
-            key,
+            self.hidden_layers,
+            self.attention_layers,
             {
                 "teacher": self.teacher,
                 "encoded": encoded,
-                "hidden_layers": self.hidden_layers,
-                "attention_layers": self.attention_layers,
                 "pad_token_id": datamodule.tokenizer.pad_token_id,
                 "meta": {"teacher_ckpt": str(self.hparams.teacher_ckpt), "split": dataset.name},
             },
+            build_hidden_layers=all_layers,
         )
 
     @property

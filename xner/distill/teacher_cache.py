@@ -57,21 +57,17 @@ def encoded_sha256(encoded: Sequence[Encoded]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(
-    teacher_sha: str, data_sha: str, hidden_layers: Sequence[int], attention_layers: Sequence[int]
-) -> str:
-    """Key of a teacher-output entry."""
-    payload = json.dumps(
-        {
-            "v": CACHE_VERSION,
-            "teacher": teacher_sha,
-            "data": data_sha,
-            "hidden": sorted(hidden_layers),
-            "attention": sorted(attention_layers),
-        },
-        sort_keys=True,
-    )
+def cache_key(teacher_sha: str, data_sha: str) -> str:
+    """Key of the (teacher, data) folder; entries inside differ by the layers they store."""
+    payload = json.dumps({"v": CACHE_VERSION, "teacher": teacher_sha, "data": data_sha}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def layers_key(hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> str:
+    """Folder name of an entry storing these layers, e.g. ``h2-4-12_a`` (``h``idden, ``a``ttention)."""
+    return "h{}_a{}".format(
+        "-".join(map(str, sorted(hidden_layers))), "-".join(map(str, sorted(attention_layers)))
+    )
 
 
 @dataclass
@@ -285,15 +281,53 @@ def build_teacher_cache(
     return out_dir
 
 
-def get_or_build_teacher_cache(root: str | Path, key: str, build_kwargs: dict) -> TeacherCache:
-    """Open the entry ``key`` under ``root``, building it (or rebuilding a broken one) when needed."""
-    path = Path(root) / key
-    if path.exists():
+def find_entry(root: Path, hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> Path | None:
+    """A complete entry under ``root`` storing at least the requested layers (the smallest such entry)."""
+    best, best_size = None, None
+    for entry in sorted(root.glob("h*_a*")) if root.is_dir() else []:
+        manifest = entry / "manifest.json"
+        if not manifest.is_file():
+            continue
+        meta = json.loads(manifest.read_text())["meta"]
+        if set(hidden_layers) <= set(meta["hidden_layers"]) and set(attention_layers) <= set(
+            meta["attention_layers"]
+        ):
+            size = len(meta["hidden_layers"]) + len(meta["attention_layers"])
+            if best_size is None or size < best_size:
+                best, best_size = entry, size
+    return best
+
+
+def get_or_build_teacher_cache(
+    root: str | Path,
+    hidden_layers: Sequence[int],
+    attention_layers: Sequence[int],
+    build_kwargs: dict,
+    build_hidden_layers: Sequence[int] | None = None,
+) -> TeacherCache:
+    """Open an entry under ``root`` with the needed layers; build one (or rebuild a broken one) when needed.
+
+    Args:
+        root: the (teacher, data) folder (see :func:`cache_key`).
+        hidden_layers: hidden states the caller needs.
+        attention_layers: attention layers the caller needs.
+        build_kwargs: arguments of :func:`build_teacher_cache` other than the layers and ``out_dir``.
+        build_hidden_layers: hidden states to store when building (a superset, e.g. all layers, so that
+            later runs at other depths reuse the entry); default: ``hidden_layers``.
+    """
+    root = Path(root)
+    while (entry := find_entry(root, hidden_layers, attention_layers)) is not None:
         try:
-            return TeacherCache.open(path)
+            cache = TeacherCache.open(entry)
+            log.info("reusing teacher outputs %s", entry)
+            return cache
         except ValueError as err:
-            log.warning("teacher cache entry is broken (%s); rebuilding it", err)
-            shutil.rmtree(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    build_teacher_cache(out_dir=path, **build_kwargs)
+            log.warning("teacher cache entry is broken (%s); deleting it", err)
+            shutil.rmtree(entry)
+    hidden = sorted(set(build_hidden_layers or ()) | set(hidden_layers))
+    path = root / layers_key(hidden, attention_layers)
+    root.mkdir(parents=True, exist_ok=True)
+    if path.exists():  # incomplete (no manifest): an interrupted build
+        shutil.rmtree(path)
+    build_teacher_cache(out_dir=path, hidden_layers=hidden, attention_layers=attention_layers, **build_kwargs)
     return TeacherCache.open(path, verify=False)
