@@ -1,0 +1,1 @@
+"""Projection-based data transfer: translate, align, project."""
