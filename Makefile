@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help setup demo test test-all lint format clean
+.PHONY: help setup demo test test-all lint format clean study study-smoke
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,3 +29,9 @@ format:  ## ruff format + import sorting
 
 clean:  ## remove run outputs (not the venv or caches)
 	rm -rf logs outputs multirun .pytest_cache
+
+study: setup  ## the distillation-depth study from scratch (hours on 2 CPU cores; resumable)
+	./results/kd_depth/run_study.sh
+
+study-smoke: setup  ## the study's code path on tiny subsets with a tiny encoder (a few minutes)
+	SMOKE=1 ./results/kd_depth/run_study.sh

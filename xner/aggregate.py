@@ -177,17 +177,7 @@ def compare_to_baseline(
         if is_baseline(group):
             continue
         values = dict(zip(group_keys, group, strict=True))
-        ref_group = next(
-            (
-                g
-                for g in runs_by_group
-                if is_baseline(g)
-                and all(
-                    dict(zip(group_keys, g, strict=True))[k] == values[k] for k in series if k not in baseline
-                )
-            ),
-            None,
-        )
+        ref_group = _baseline_group(runs_by_group, group_keys, values, series, baseline, is_baseline)
         if ref_group is None:
             continue
         for split in splits:
@@ -211,6 +201,22 @@ def compare_to_baseline(
                     )
                 )
     return out
+
+
+def _baseline_group(runs_by_group, group_keys, values, series, baseline, is_baseline) -> tuple | None:
+    """The baseline group sharing this group's series values, else the only baseline group there is.
+
+    (Depth 0 is logits only, so e.g. the ``map=last`` series has no depth-0 run of its own: it is compared
+    with the single depth-0 group.)"""
+    candidates = [g for g in runs_by_group if is_baseline(g)]
+    same = [
+        g
+        for g in candidates
+        if all(dict(zip(group_keys, g, strict=True))[k] == values[k] for k in series if k not in baseline)
+    ]
+    if same:
+        return same[0]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _comparison_row(

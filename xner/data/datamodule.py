@@ -45,7 +45,9 @@ class NERDataModule(L.LightningDataModule):
 
     Args:
         tokenizer: HF tokenizer name or directory (normally the encoder's).
-        train: the training split (``"conll2003::train"`` or a mapping with ``label_map``/``limit``/``labelled``).
+        train: the training split (``"conll2003::train"`` or a mapping with ``label_map``/``limit``/``labelled``),
+            or ``{"pipeline": {...}}``: a projected set (:class:`xner.pipeline.run.PipelineSpec`) that
+            ``prepare_data`` builds and ``setup`` reads.
         val: the validation split (or ``None``).
         test: named test splits: ``{name: spec}``; each becomes ``test/<name>/f1``.
         data_dir: the data root (``paths.data_dir``).
@@ -58,6 +60,7 @@ class NERDataModule(L.LightningDataModule):
         num_workers: DataLoader workers.
         seed: shuffling seed.
         train_sentences: optional sentences to train on instead of ``train`` (projected sets, pipelines).
+        test_limit: score only the first N sentences of every test split (smoke runs).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class NERDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         train_sentences: Sequence[Sentence] | None = None,
+        test_limit: int | None = None,
     ):
         super().__init__()
         self.tokenizer_name, self.data_dir = tokenizer, data_dir
@@ -85,10 +89,12 @@ class NERDataModule(L.LightningDataModule):
         self.max_length, self.eval_max_length = max_length, eval_max_length
         self.bucket_by_length, self.num_workers, self.seed = bucket_by_length, num_workers, seed
         self.train_sentences = train_sentences
+        self.test_limit = test_limit
         self.tokenizer = None
         self.datasets: dict[str, EncodedDataset] = {}
         self.split_stats: dict[str, SplitStats] = {}
         self.encoding_stats: dict[str, EncodingStats] = {}
+        self.pipeline_meta: dict | None = None
 
     @property
     def test_split_names(self) -> list[str]:
@@ -127,11 +133,34 @@ class NERDataModule(L.LightningDataModule):
         self.datasets[name] = dataset
         return dataset
 
+    def _pipeline(self):
+        from xner.pipeline.run import Pipeline  # noqa: PLC0415 - only for projected training sets
+
+        return Pipeline(dict(self.train_spec["pipeline"]), self.data_dir)
+
+    def _is_pipeline(self) -> bool:
+        return isinstance(self.train_spec, Mapping) and "pipeline" in self.train_spec
+
+    def prepare_data(self) -> None:
+        """Build what is missing: the projected training set when ``train`` is a pipeline spec."""
+        if self._is_pipeline():
+            output = self._pipeline().run_and_store()
+            log.info(
+                "projected training set: %d sentences, projection rate %.3f",
+                len(output.sentences),
+                output.meta["projection"]["projection_rate"],
+            )
+
     def setup(self, stage: str | None = None) -> None:
         """Read and encode the splits the stage needs (reads only; builds nothing)."""
         if stage in (None, "fit") and "train" not in self.datasets:
             if self.train_sentences is not None:
                 self.encode("train", self.train_sentences, self.max_length)
+            elif self._is_pipeline():
+                output = self._pipeline().load()
+                self.pipeline_meta = output.meta
+                sentences = output.sentences[: self.train_spec.get("limit")]
+                self.encode("train", sentences, self.max_length)
             elif self.train_spec is not None:
                 self.load("train", self.train_spec, self.max_length)
         if stage in (None, "fit", "validate") and self.val_spec is not None and "val" not in self.datasets:
@@ -139,6 +168,13 @@ class NERDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict"):
             for name, spec in self.test_specs.items():
                 if name not in self.datasets:
+                    if self.test_limit is not None:
+                        ref, options = _ref_and_options(spec)
+                        spec = {
+                            "ref": str(ref),
+                            **options,
+                            "limit": min(options.get("limit") or self.test_limit, self.test_limit),
+                        }
                     self.load(name, spec, self.eval_max_length)
 
     def _collator(self) -> PadCollator:
