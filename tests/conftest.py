@@ -51,3 +51,25 @@ def me5_dir() -> Path:
     if not (path / "config.json").is_file():
         pytest.skip(f"converted multilingual-e5-small not found at {path}: run `make setup`")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger_ckpt(tmp_path_factory, tiny_encoder) -> Path:
+    """A TaggerModule checkpoint of the tiny encoder trained briefly on real English sentences."""
+    from functools import partial
+
+    import lightning as L
+    import torch
+
+    from xner.data.datamodule import NERDataModule
+    from xner.lit.tagger import TaggerModule
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tagger")
+    module = TaggerModule(str(tiny_encoder), freeze_embeddings=False, optimizer=partial(torch.optim.AdamW, lr=5e-3))
+    dm = NERDataModule(str(tiny_encoder), train={"ref": "conll2003::train", "limit": 1000}, val=None, test={})
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False)
+    trainer.fit(module, dm)
+    trainer.save_checkpoint(out / "tagger.ckpt")
+    return out / "tagger.ckpt"

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
@@ -136,7 +137,10 @@ class NERDataModule(L.LightningDataModule):
     def _pipeline(self):
         from xner.pipeline.run import Pipeline  # noqa: PLC0415 - only for projected training sets
 
-        return Pipeline(dict(self.train_spec["pipeline"]), self.data_dir)
+        spec = self.train_spec["pipeline"]
+        if isinstance(spec, DictConfig):  # plain containers: the spec is hashed into cache keys
+            spec = OmegaConf.to_container(spec, resolve=True)
+        return Pipeline(dict(spec), self.data_dir)
 
     def _is_pipeline(self) -> bool:
         return isinstance(self.train_spec, Mapping) and "pipeline" in self.train_spec
