@@ -132,21 +132,21 @@ def write_predictions(out_dir: Path, module, datamodule) -> list[Path]:
 
 
 def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:
-    """A plain-text table (numbers with one decimal) for terminals and logs."""
+    """A plain-text table for terminals and logs: numbers right-aligned with one decimal, text left-aligned."""
 
     def cell(v: Any) -> str:
         return f"{v:.1f}" if isinstance(v, float) else str(v)
 
     body = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    numeric = [all(isinstance(r.get(c), int | float) for r in rows) for c in columns]
     widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
-    sep = "  ".join("-" * w for w in widths)
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+
     lines = [title] if title else []
-    lines += [line, sep] + [
-        "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(b, widths, strict=True)))
-        for b in body
-    ]
-    return "\n".join(lines)
+    lines += [line(columns), "  ".join("-" * w for w in widths)] + [line(b) for b in body]
+    return "\n".join(line_.rstrip() for line_ in lines)
 
 
 def split_table(splits: dict[str, dict], types: list[str], title: str = "") -> str:

@@ -128,6 +128,7 @@ def _evaluate(cfg: DictConfig) -> dict:
                 "Robustness: in-domain -> out-of-domain drop in F1",
             )
         )
+    plot_splits(rows, out_dir / "f1_by_split.png")
     _write_csv(out_dir / "metrics.csv", rows)
     _write_csv(out_dir / "robustness.csv", record["robustness"])
     _write_csv(out_dir / "comparisons.csv", record["comparisons"])
@@ -136,6 +137,39 @@ def _evaluate(cfg: DictConfig) -> dict:
     write_json(out_dir / "metrics.json", record)
     log.info("Wrote metrics.json, metrics.csv, robustness.csv and predictions/ into %s", out_dir)
     return record
+
+
+def plot_splits(rows: list[dict], path: Path) -> Path | None:
+    """Bar chart of F1 per split (95% bootstrap intervals as error bars), one bar colour per checkpoint."""
+    if not rows:
+        return None
+    import matplotlib  # noqa: PLC0415 - plotting only here
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    ckpts = list(dict.fromkeys(r["checkpoint"] for r in rows))
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    width = 0.8 / len(ckpts)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(splits) * len(ckpts) + 2), 4.2))
+    for k, ckpt in enumerate(ckpts):
+        mine = {r["split"]: r for r in rows if r["checkpoint"] == ckpt}
+        xs = [i + (k - (len(ckpts) - 1) / 2) * width for i, sp in enumerate(splits) if sp in mine]
+        f1 = [mine[sp]["f1"] for sp in splits if sp in mine]
+        low = [mine[sp]["f1"] - (mine[sp]["f1_ci_low"] or mine[sp]["f1"]) for sp in splits if sp in mine]
+        high = [(mine[sp]["f1_ci_high"] or mine[sp]["f1"]) - mine[sp]["f1"] for sp in splits if sp in mine]
+        label = Path(ckpt).parent.parent.name if len(ckpts) > 1 else None
+        ax.bar(xs, f1, width, yerr=[low, high], capsize=2, label=label)
+    ax.set_xticks(range(len(splits)), splits, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("entity F1 (%), 95% bootstrap CI")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    if len(ckpts) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _split_row(ckpt: str, name: str, s: dict) -> dict:
