@@ -72,6 +72,28 @@ def test_evaluate_reproduces_training_test_scores(trained_run, tmp_path, data_di
     lines = (out / "predictions" / "ckpt" / "eng_news.conll").read_text().splitlines()
     assert len(lines[0].split()) == 3  # word, gold, predicted
     assert "eng_news" in (out / "metrics.csv").read_text()
+    assert (out / "f1_by_split.png").stat().st_size > 5000
+
+
+def test_evaluate_reports_drops_and_compares_checkpoints(trained_run, tmp_path, data_dir):
+    import csv
+
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    out = tmp_path / "eval2"
+    run("evaluate.py", f"ckpt_path=[{ckpt},{ckpt}]", f"paths.data_dir={data_dir}", f"hydra.run.dir={out}",
+        "eval_splits=swa", "data.test_limit=150", "bootstrap.resamples=200", cwd=ROOT)
+    with open(out / "robustness.csv") as handle:
+        drops = list(csv.DictReader(handle))
+    assert len(drops) == 2 and drops[0]["in_domain"] == "swa_news" and drops[0]["out_of_domain"] == "swa_wiki"
+    assert float(drops[0]["drop"]) == pytest.approx(float(drops[0]["f1_in"]) - float(drops[0]["f1_out"]))
+    with open(out / "comparisons.csv") as handle:
+        same = list(csv.DictReader(handle))
+    assert {r["split"] for r in same} == {"swa_news", "swa_wiki"}
+    assert all(float(r["delta"]) == 0 and r["significant"] == "False" for r in same)  # a model vs itself
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["language"] for r in rows} == {"swa"} and rows[0]["label_map"] == "DATE->O"
+    assert float(rows[0]["f1_ci_low"]) <= float(rows[0]["f1"]) <= float(rows[0]["f1_ci_high"])
 
 
 def test_checkpoint_leaves_out_frozen_embeddings(tmp_path, me5_dir):
