@@ -379,24 +379,6 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         """Run the student."""
         return self.student(input_ids, attention_mask, **kwargs)
 
-    def on_validation_epoch_start(self) -> None:
-        self._reset_eval("val")
-
-    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.collect("val", batch, self(batch["input_ids"], batch["attention_mask"]).logits, dataloader_idx)
-
-    def on_validation_epoch_end(self) -> None:
-        self.finish("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._reset_eval("test")
-
-    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.collect("test", batch, self(batch["input_ids"], batch["attention_mask"]).logits, dataloader_idx)
-
-    def on_test_epoch_end(self) -> None:
-        self.finish("test")
-
     def configure_optimizers(self):
         return configure_adamw_linear_warmup(self, self.optimizer_factory, self.hparams.warmup_ratio)
 

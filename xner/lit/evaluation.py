@@ -35,7 +35,9 @@ def decode_word_tags(
 class SplitEvaluationMixin:
     """For LightningModules: per-split prediction collection in val/test, metrics logged at epoch end.
 
-    The host must define ``self.label_set`` and call :meth:`collect` from its val/test steps. Metric names:
+    The host calls :meth:`init_evaluation` in ``__init__`` and its ``forward(input_ids, attention_mask)``
+    returns an object with ``.logits``; the val/test hooks below need nothing else (override
+    ``validation_step`` to log a loss too, calling :meth:`collect`). Metric names:
     ``val/f1`` (first validation split) and ``test/<split>/f1``, ``test/<split>/f1_<TYPE>``, ... Results with
     predictions stay in ``self.eval_results[stage][split]`` for writers (predictions files, metrics.json).
     """
@@ -111,3 +113,22 @@ class SplitEvaluationMixin:
                 )
         self.eval_results[stage] = results
         return results
+
+    # Lightning hooks: collect predictions per split, score them at the end of the epoch.
+    def on_validation_epoch_start(self) -> None:
+        self._reset_eval("val")
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.collect("val", batch, self(batch["input_ids"], batch["attention_mask"]).logits, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self.finish("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_eval("test")
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.collect("test", batch, self(batch["input_ids"], batch["attention_mask"]).logits, dataloader_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.finish("test")

@@ -71,26 +71,11 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
-    def on_validation_epoch_start(self) -> None:
-        self._reset_eval("val")
-
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"]).logits
         loss = self.loss_fn(logits.flatten(0, 1), batch["labels"].flatten())
         self.log("val/loss", loss, batch_size=batch["input_ids"].shape[0], add_dataloader_idx=False)
         self.collect("val", batch, logits, dataloader_idx)
-
-    def on_validation_epoch_end(self) -> None:
-        self.finish("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._reset_eval("test")
-
-    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.collect("test", batch, self(batch["input_ids"], batch["attention_mask"]).logits, dataloader_idx)
-
-    def on_test_epoch_end(self) -> None:
-        self.finish("test")
 
     def configure_optimizers(self):
         return configure_adamw_linear_warmup(self, self.optimizer_factory, self.hparams.warmup_ratio)
