@@ -8,8 +8,9 @@ Reads every ``metrics.json`` under the given directories (train runs) and writes
 - ``runs.csv``: one row per (run, split) with the run's variables, F1, its 95% bootstrap interval, P, R;
 - ``summary.csv``: per (series, x, split): runs, mean ± std of F1 over seeds, and per ``--pair`` the
   in-domain -> out-of-domain drop (absolute and relative), mean ± std;
-- ``comparisons.csv``: each (series, x) against ``--baseline`` on the same test sentences, by a paired
-  bootstrap over sentences pooling seeds (needs the runs' ``predictions/<split>.conll``);
+- ``comparisons.csv``: each (series, x) against ``--baseline`` on the same test sentences, by a two-level
+  paired bootstrap (runs paired by seed, and sentences, resampled; the decision), plus the sentences-only
+  interval and p-value (needs the runs' ``predictions/<split>.conll``);
 - ``aggregate.json``: what was aggregated (x, series, pairs, baseline, run dirs);
 - ``f1_vs_<x>.png`` and ``drop_vs_<x>.png``: means with ±1 std error bars over seeds.
 
@@ -164,8 +165,15 @@ def compare_to_baseline(
     """
     group_keys = [*series, x]
     runs_by_group: dict[tuple, set[str]] = defaultdict(set)
+    seed_of: dict[str, Any] = {}
     for r in rows:
         runs_by_group[tuple(r[k] for k in group_keys)].add(r["run"])
+        seed_of[r["run"]] = r.get("seed")
+
+    def by_seed(runs: set[str]) -> list[str]:
+        # same seed, same position: the bootstrap pairs runs of two groups by position
+        return sorted(runs, key=lambda run: (_sort_key(seed_of[run]), run))
+
     splits = sorted({r["split"] for r in rows})
 
     def is_baseline(group: tuple) -> bool:
@@ -181,23 +189,32 @@ def compare_to_baseline(
         if ref_group is None:
             continue
         for split in splits:
-            a = [c for run in sorted(runs) if (c := _counts(run, split)) is not None]
-            b = [c for run in sorted(runs_by_group[ref_group]) if (c := _counts(run, split)) is not None]
+            a = [c for run in by_seed(runs) if (c := _counts(run, split)) is not None]
+            b = [c for run in by_seed(runs_by_group[ref_group]) if (c := _counts(run, split)) is not None]
             if not a or not b:
                 continue
             cmp = paired_bootstrap(a, b, resamples=resamples)
-            out.append(_comparison_row(values, split, "f1", baseline, len(a), len(b), cmp))
+            cmp_sentences = paired_bootstrap(a, b, resamples=resamples, resample_runs=False)
+            out.append(_comparison_row(values, split, "f1", baseline, len(a), len(b), cmp, cmp_sentences))
         for ind, ood in pairs:
             groups = [
-                [c for run in sorted(rs) if (c := _counts(run, split)) is not None]
+                [c for run in by_seed(rs) if (c := _counts(run, split)) is not None]
                 for rs in (runs, runs_by_group[ref_group])
                 for split in (ind, ood)
             ]
             if all(groups) and len(groups[0]) == len(groups[1]) and len(groups[2]) == len(groups[3]):
                 cmp = paired_bootstrap_drop(*groups, resamples=resamples)
+                cmp_sentences = paired_bootstrap_drop(*groups, resamples=resamples, resample_runs=False)
                 out.append(
                     _comparison_row(
-                        values, f"{ind}->{ood}", "drop", baseline, len(groups[0]), len(groups[2]), cmp
+                        values,
+                        f"{ind}->{ood}",
+                        "drop",
+                        baseline,
+                        len(groups[0]),
+                        len(groups[2]),
+                        cmp,
+                        cmp_sentences,
                     )
                 )
     return out
@@ -220,8 +237,9 @@ def _baseline_group(runs_by_group, group_keys, values, series, baseline, is_base
 
 
 def _comparison_row(
-    values: dict, split: str, metric: str, baseline: dict, runs: int, baseline_runs: int, cmp
+    values: dict, split: str, metric: str, baseline: dict, runs: int, baseline_runs: int, cmp, cmp_sentences
 ) -> dict:
+    """One comparison: the two-level bootstrap (runs and sentences) decides; the sentences-only p is kept."""
     return {
         **values,
         "split": split,
@@ -236,6 +254,9 @@ def _comparison_row(
         "ci_high": cmp.high,
         "p_value": cmp.p_value,
         "significant": cmp.significant,
+        "p_value_sentences_only": cmp_sentences.p_value,
+        "ci_low_sentences_only": cmp_sentences.low,
+        "ci_high_sentences_only": cmp_sentences.high,
     }
 
 

@@ -87,6 +87,45 @@ class PairedComparison:
         return self.low > 0 or self.high < 0
 
 
+def _run_f1(runs: Sequence[EntityCounts], idx: np.ndarray) -> np.ndarray:
+    """Resampled F1 of every run: ``[runs, resamples]`` for sentence indices ``idx`` (``[resamples, n]``)."""
+    return np.stack([_resampled_f1(*_per_sentence(c), idx) for c in runs])
+
+
+def _mean_over_runs(f1: np.ndarray, chosen: np.ndarray | None) -> np.ndarray:
+    """Mean over runs per resample; ``chosen`` (``[resamples, runs]``) resamples the runs themselves."""
+    if chosen is None:
+        return f1.mean(0)
+    return np.take_along_axis(f1.T, chosen, axis=1).mean(1)
+
+
+def _choose_runs(rng: np.random.Generator, size: int, n_a: int, n_b: int, resample_runs: bool):
+    """Run indices per resample for both sides: paired by position when both have the same number of runs."""
+    if not resample_runs:
+        return None, None
+    chosen_a = rng.integers(0, n_a, size=(size, n_a)) if n_a > 1 else None
+    if n_a == n_b:
+        return chosen_a, chosen_a
+    return chosen_a, rng.integers(0, n_b, size=(size, n_b)) if n_b > 1 else None
+
+
+def _comparison(
+    deltas: np.ndarray, value_a: float, value_b: float, level: float, resamples: int
+) -> PairedComparison:
+    observed = value_a - value_b
+    alpha = (1 - level) / 2
+    low, high = np.quantile(deltas, [alpha, 1 - alpha])
+    if observed == 0 and np.all(deltas == 0):
+        p = 1.0
+    else:
+        p = float((np.sum(np.abs(deltas - observed) >= abs(observed)) + 1) / (len(deltas) + 1))
+    return PairedComparison(observed, float(low), float(high), min(1.0, p), value_a, value_b, resamples)
+
+
+def _as_runs(x: EntityCounts | Sequence[EntityCounts]) -> list[EntityCounts]:
+    return [x] if isinstance(x, EntityCounts) else list(x)
+
+
 def paired_bootstrap(
     a: EntityCounts | Sequence[EntityCounts],
     b: EntityCounts | Sequence[EntityCounts],
@@ -94,39 +133,33 @@ def paired_bootstrap(
     level: float = 0.95,
     seed: int = 0,
     chunk: int = 200,
+    resample_runs: bool = True,
 ) -> PairedComparison:
     """Paired bootstrap test of ``F1(a) - F1(b)`` on the same test sentences.
 
     Each resample draws one set of sentence indices and scores both models on it, so sentence difficulty
     cancels out. ``a`` and ``b`` may each be a list of runs (seeds) on the same sentences: the statistic is
-    then the mean F1 over the runs, so seed variation is kept in both. The p-value is two-sided under the
-    null of no difference, from the resampled deltas centred on the observed one (Berg-Kirkpatrick et al.
-    2012): ``P(|delta* - delta| >= |delta|)``.
+    the mean F1 over the runs. With ``resample_runs`` (default) the runs are resampled too (a two-level
+    bootstrap), so the interval covers training randomness as well as the choice of test sentences; when both
+    sides have the same number of runs they are paired by position (pass them sorted by seed: same seed, same
+    data order). The p-value is two-sided under the null of no difference, from the resampled deltas centred
+    on the observed one (Berg-Kirkpatrick et al. 2012): ``P(|delta* - delta| >= |delta|)``.
     """
-    runs_a = [a] if isinstance(a, EntityCounts) else list(a)
-    runs_b = [b] if isinstance(b, EntityCounts) else list(b)
+    runs_a, runs_b = _as_runs(a), _as_runs(b)
     sizes = {len(c) for c in runs_a + runs_b}
     if len(sizes) != 1:
         raise ValueError(f"paired bootstrap needs the same sentences in every run, got sizes {sorted(sizes)}")
     n = sizes.pop()
     rng = np.random.default_rng(seed)
-    per_a, per_b = [_per_sentence(c) for c in runs_a], [_per_sentence(c) for c in runs_b]
     deltas = []
     for idx in _indices(n, resamples, rng, chunk):
-        f_a = np.mean([_resampled_f1(*p, idx) for p in per_a], axis=0)
-        f_b = np.mean([_resampled_f1(*p, idx) for p in per_b], axis=0)
-        deltas.append(f_a - f_b)
-    deltas = np.concatenate(deltas)
+        chosen_a, chosen_b = _choose_runs(rng, len(idx), len(runs_a), len(runs_b), resample_runs)
+        deltas.append(
+            _mean_over_runs(_run_f1(runs_a, idx), chosen_a) - _mean_over_runs(_run_f1(runs_b, idx), chosen_b)
+        )
     f1_a = float(np.mean([f1_from_counts(c) for c in runs_a]))
     f1_b = float(np.mean([f1_from_counts(c) for c in runs_b]))
-    observed = f1_a - f1_b
-    alpha = (1 - level) / 2
-    low, high = np.quantile(deltas, [alpha, 1 - alpha])
-    if observed == 0 and np.all(deltas == 0):
-        p = 1.0
-    else:
-        p = float((np.sum(np.abs(deltas - observed) >= abs(observed)) + 1) / (len(deltas) + 1))
-    return PairedComparison(observed, float(low), float(high), min(1.0, p), f1_a, f1_b, resamples)
+    return _comparison(np.concatenate(deltas), f1_a, f1_b, level, resamples)
 
 
 def paired_bootstrap_drop(
@@ -138,49 +171,42 @@ def paired_bootstrap_drop(
     level: float = 0.95,
     seed: int = 0,
     chunk: int = 200,
+    resample_runs: bool = True,
 ) -> PairedComparison:
     """Paired bootstrap of a difference in robustness: ``drop(a) - drop(b)``, ``drop = F1_in - F1_out``.
 
     The in-domain and out-of-domain test sets are resampled independently (they are different sentences);
-    within each, both models see the same resampled sentences. Lists hold runs (seeds); F1 is averaged over
-    them. A negative delta means ``a`` loses less under the domain shift than ``b``. ``f1_a``/``f1_b`` of the
-    result hold the two observed drops.
+    within each, both models see the same resampled sentences. Lists hold runs (seeds, ``a_in[k]`` and
+    ``a_out[k]`` the same run), averaged and, with ``resample_runs``, resampled as in :func:`paired_bootstrap`.
+    A negative delta means ``a`` loses less under the domain shift than ``b``. ``f1_a``/``f1_b`` of the result
+    hold the two observed drops.
     """
     for group in (a_in, a_out, b_in, b_out):
         if not group:
             raise ValueError("paired_bootstrap_drop needs at least one run per group")
+    if len(a_in) != len(a_out) or len(b_in) != len(b_out):
+        raise ValueError("every run needs both its in-domain and its out-of-domain counts")
     n_in, n_out = len(a_in[0]), len(a_out[0])
     if {len(c) for c in [*a_in, *b_in]} != {n_in} or {len(c) for c in [*a_out, *b_out]} != {n_out}:
         raise ValueError(
             "every run must be scored on the same in-domain and the same out-of-domain sentences"
         )
     rng = np.random.default_rng(seed)
-
-    def mean_f1(runs: Sequence[EntityCounts], idx: np.ndarray) -> np.ndarray:
-        return np.mean([_resampled_f1(*_per_sentence(c), idx) for c in runs], axis=0)
-
     deltas = []
     for idx_in, idx_out in zip(
         _indices(n_in, resamples, rng, chunk), _indices(n_out, resamples, rng, chunk), strict=True
     ):
-        drop_a = mean_f1(a_in, idx_in) - mean_f1(a_out, idx_out)
-        drop_b = mean_f1(b_in, idx_in) - mean_f1(b_out, idx_out)
+        chosen_a, chosen_b = _choose_runs(rng, len(idx_in), len(a_in), len(b_in), resample_runs)
+        drop_a = _mean_over_runs(_run_f1(a_in, idx_in) - _run_f1(a_out, idx_out), chosen_a)
+        drop_b = _mean_over_runs(_run_f1(b_in, idx_in) - _run_f1(b_out, idx_out), chosen_b)
         deltas.append(drop_a - drop_b)
-    deltas = np.concatenate(deltas)
 
     def observed_drop(ins: Sequence[EntityCounts], outs: Sequence[EntityCounts]) -> float:
         return float(np.mean([f1_from_counts(c) for c in ins]) - np.mean([f1_from_counts(c) for c in outs]))
 
-    drop_a, drop_b = observed_drop(a_in, a_out), observed_drop(b_in, b_out)
-    observed = drop_a - drop_b
-    alpha = (1 - level) / 2
-    low, high = np.quantile(deltas, [alpha, 1 - alpha])
-    p = (
-        1.0
-        if observed == 0 and np.all(deltas == 0)
-        else float((np.sum(np.abs(deltas - observed) >= abs(observed)) + 1) / (len(deltas) + 1))
+    return _comparison(
+        np.concatenate(deltas), observed_drop(a_in, a_out), observed_drop(b_in, b_out), level, resamples
     )
-    return PairedComparison(observed, float(low), float(high), min(1.0, p), drop_a, drop_b, resamples)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
