@@ -65,3 +65,13 @@ def test_paired_needs_same_sentences():
 def test_mean_std():
     assert mean_std([1.0, 2.0, 3.0]) == (2.0, pytest.approx(np.std([1, 2, 3], ddof=1)))
     assert mean_std([5.0]) == (5.0, 0.0)
+
+
+def test_resampling_runs_widens_the_interval_when_seeds_disagree():
+    gold, _ = synthetic(400, 1.0)
+    a = [count_entities(gold, synthetic(400, acc, seed)[1]) for seed, acc in enumerate((0.9, 0.6, 0.75))]
+    b = [count_entities(gold, synthetic(400, acc, seed + 10)[1]) for seed, acc in enumerate((0.7, 0.8, 0.65))]
+    two_level = paired_bootstrap(a, b, resamples=400)
+    sentences_only = paired_bootstrap(a, b, resamples=400, resample_runs=False)
+    assert two_level.delta == sentences_only.delta
+    assert (two_level.high - two_level.low) > 2 * (sentences_only.high - sentences_only.low)
