@@ -66,10 +66,17 @@ def tiny_tagger_ckpt(tmp_path_factory, tiny_encoder) -> Path:
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tagger")
-    module = TaggerModule(str(tiny_encoder), freeze_embeddings=False, optimizer=partial(torch.optim.AdamW, lr=5e-3))
+    module = TaggerModule(
+        str(tiny_encoder), freeze_embeddings=False, optimizer=partial(torch.optim.AdamW, lr=5e-3)
+    )
     dm = NERDataModule(str(tiny_encoder), train={"ref": "conll2003::train", "limit": 1000}, val=None, test={})
-    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        enable_checkpointing=False)
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     trainer.fit(module, dm)
     trainer.save_checkpoint(out / "tagger.ckpt")
     return out / "tagger.ckpt"

@@ -10,16 +10,25 @@ from xner.labels import tags_to_spans
 from xner.pipeline.cache import StageCache
 from xner.pipeline.run import Pipeline, PipelineSpec
 
-pytestmark = pytest.mark.skipif(shutil.which("apertium-wblank-mode") is None,
-                                reason="Apertium not installed (make setup installs it as root)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("apertium-wblank-mode") is None,
+    reason="Apertium not installed (make setup installs it as root)",
+)
 
 ALIGNER = {"kind": "embedding", "layer": 8, "method": "itermax"}
 
 
 def spec(**kw) -> dict:
-    base = {"direction": "translate_train", "data": "conll2003::train", "lang": "spa", "method": "heuristic",
-            "from_english": {"kind": "apertium", "pair": "eng-spa"}, "to_english": {"kind": "apertium", "pair": "spa-eng"},
-            "aligner": ALIGNER, "limit": 40}
+    base = {
+        "direction": "translate_train",
+        "data": "conll2003::train",
+        "lang": "spa",
+        "method": "heuristic",
+        "from_english": {"kind": "apertium", "pair": "eng-spa"},
+        "to_english": {"kind": "apertium", "pair": "spa-eng"},
+        "aligner": ALIGNER,
+        "limit": 40,
+    }
     return {**base, **kw}
 
 
@@ -64,10 +73,18 @@ def test_markers_and_bt_refinement(cache, data_dir, me5_dir, monkeypatch):
 
 def test_matching_without_ner_model(cache, data_dir, me5_dir, monkeypatch):
     monkeypatch.setenv("XNER_MODEL_DIR", str(me5_dir))
-    ilp = Pipeline(spec(method="matching_ilp", projection={"weights": {"align": 0.5, "translation": 1.0}}),
-                   data_dir, cache, progress=False).run()
-    greedy = Pipeline(spec(method="matching_greedy", projection={"weights": {"align": 0.5, "translation": 1.0}}),
-                      data_dir, cache, progress=False).run()
+    ilp = Pipeline(
+        spec(method="matching_ilp", projection={"weights": {"align": 0.5, "translation": 1.0}}),
+        data_dir,
+        cache,
+        progress=False,
+    ).run()
+    greedy = Pipeline(
+        spec(method="matching_greedy", projection={"weights": {"align": 0.5, "translation": 1.0}}),
+        data_dir,
+        cache,
+        progress=False,
+    ).run()
     assert greedy.meta["objective_sum"] <= ilp.meta["objective_sum"] + 1e-9
     assert ilp.meta["projection"]["projection_rate"] > 0.6
 
@@ -90,13 +107,24 @@ def test_load_before_build_names_the_command(cache, data_dir):
 
 def test_translate_test_scores_against_gold(cache, data_dir, me5_dir, tiny_tagger_ckpt, monkeypatch):
     monkeypatch.setenv("XNER_MODEL_DIR", str(me5_dir))
-    run = Pipeline(spec(direction="translate_test", data="conll2002:spa:test", source_model=str(tiny_tagger_ckpt),
-                        limit=30), data_dir, cache, progress=False).run()
+    run = Pipeline(
+        spec(
+            direction="translate_test",
+            data="conll2002:spa:test",
+            source_model=str(tiny_tagger_ckpt),
+            limit=30,
+        ),
+        data_dir,
+        cache,
+        progress=False,
+    ).run()
     intrinsic = run.meta["intrinsic"]
     assert intrinsic["sentences"] == 30 and 0 <= intrinsic["f1"] <= 100
     # the original Spanish words are kept, so predictions line up with the gold sentence by sentence
-    assert [len(s.tokens) for s in run.sentences] == [len(s.tokens) for s in Pipeline(
-        spec(data="conll2002:spa:test", limit=30), data_dir, cache).inputs()[0]]
+    assert [len(s.tokens) for s in run.sentences] == [
+        len(s.tokens)
+        for s in Pipeline(spec(data="conll2002:spa:test", limit=30), data_dir, cache).inputs()[0]
+    ]
 
 
 def test_datamodule_builds_projected_training_set(tmp_path, data_dir, me5_dir, monkeypatch):
@@ -104,7 +132,9 @@ def test_datamodule_builds_projected_training_set(tmp_path, data_dir, me5_dir, m
 
     monkeypatch.setenv("XNER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XNER_MODEL_DIR", str(me5_dir))
-    dm = NERDataModule(str(me5_dir), train={"pipeline": spec(limit=20)}, val=None, test={}, data_dir=str(data_dir))
+    dm = NERDataModule(
+        str(me5_dir), train={"pipeline": spec(limit=20)}, val=None, test={}, data_dir=str(data_dir)
+    )
     with pytest.raises(FileNotFoundError):
         dm.setup("fit")  # setup only reads
     dm.prepare_data()

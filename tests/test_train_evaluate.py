@@ -80,8 +80,16 @@ def test_evaluate_reports_drops_and_compares_checkpoints(trained_run, tmp_path, 
 
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     out = tmp_path / "eval2"
-    run("evaluate.py", f"ckpt_path=[{ckpt},{ckpt}]", f"paths.data_dir={data_dir}", f"hydra.run.dir={out}",
-        "eval_splits=swa", "data.test_limit=150", "bootstrap.resamples=200", cwd=ROOT)
+    run(
+        "evaluate.py",
+        f"ckpt_path=[{ckpt},{ckpt}]",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={out}",
+        "eval_splits=swa",
+        "data.test_limit=150",
+        "bootstrap.resamples=200",
+        cwd=ROOT,
+    )
     with open(out / "robustness.csv") as handle:
         drops = list(csv.DictReader(handle))
     assert len(drops) == 2 and drops[0]["in_domain"] == "swa_news" and drops[0]["out_of_domain"] == "swa_wiki"

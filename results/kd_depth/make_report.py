@@ -52,7 +52,89 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def setting_section(key: str, folder: Path) -> list[str]:
+def save_teacher(run_dir: Path, out: Path) -> None:
+    """Keep the teacher's per-split F1 and 95% intervals (its run dir is not committed)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    trimmed = {
+        "run_dir": str(run_dir),
+        "timings_s": metrics["timings_s"],
+        "train_sentences": metrics["train"]["sentences"],
+        "splits": {
+            name: {
+                "f1": s["f1"],
+                "f1_ci95": s.get("f1_ci95"),
+                "sentences": s["sentences"],
+                "ref": s.get("ref"),
+            }
+            for name, s in metrics["splits"].items()
+        },
+    }
+    out.write_text(json.dumps(trimmed, indent=1) + "\n")
+
+
+def teacher_section(path: Path) -> list[str]:
+    teacher = json.loads(path.read_text())
+    lines = [
+        "## Teacher",
+        "",
+        f"me5-small (12 layers) fine-tuned on English CoNLL-2003 train ({teacher['train_sentences']} sentences, "
+        f"1 epoch, fit {teacher['timings_s']['fit']:.0f} s); zero-shot F1 with 95% bootstrap interval:",
+        "",
+        "| split | set | sentences | F1 | 95% CI |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    for name, s in teacher["splits"].items():
+        low, high = s["f1_ci95"] or (float("nan"), float("nan"))
+        lines.append(f"| {name} | {s['ref']} | {s['sentences']} | {s['f1']:.1f} | [{low:.1f}, {high:.1f}] |")
+    return [*lines, ""]
+
+
+HEADLINE_PAIRS = {
+    "A_eng": "eng_news->eng_wiki",
+    "B_swa": "swa_news->swa_wiki",
+    "B_yor": "yor_news->yor_wiki",
+    "D_swa_wikitext": "swa_news->swa_wiki",
+    "C_spa": "spa_news->spa_wiki",
+}
+
+
+def headline_section(root: Path) -> list[str]:
+    """One table over settings: the news -> Wikipedia drop per cell, and its change against depth 0."""
+    keys = [k for k in HEADLINE_PAIRS if (root / k / "summary.csv").is_file()]
+    if not keys:
+        return []
+    drops, deltas, cells = {}, {}, set()
+    for key in keys:
+        for r in read(root / key / "summary.csv"):
+            if r["metric"] == "drop" and r["split"] == HEADLINE_PAIRS[key]:
+                drops[(cell_name(r), key)] = f"{float(r['mean']):.1f} ± {float(r['std']):.1f}"
+                cells.add(cell_name(r))
+        comparisons = root / key / "comparisons.csv"
+        for r in read(comparisons) if comparisons.is_file() else []:
+            if r["metric"] == "drop" and r["split"] == HEADLINE_PAIRS[key]:
+                deltas[(cell_name(r), key)] = f"{float(r['delta']):+.1f} (p {float(r['p_value']):.2f})"
+    header = ["cell", *[f"{k}: {HEADLINE_PAIRS[k]}" for k in keys]]
+    lines = [
+        "## Headline: news -> Wikipedia drop (F1 points; lower = more robust)",
+        "",
+        "Mean ± std over seeds; in brackets the change against depth 0 with its two-level bootstrap p "
+        "(uncorrected; see each setting for Holm-adjusted p and the F1 of both splits).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+    ]
+    for cell in sorted(cells, key=cell_order):
+        row = [cell]
+        for key in keys:
+            value = drops.get((cell, key), "")
+            if (cell, key) in deltas:
+                value += f" [{deltas[(cell, key)]}]"
+            row.append(value)
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
+def setting_section(key: str, folder: Path, title_prefix: str = "") -> list[str]:
     summary, runs = read(folder / "summary.csv"), read(folder / "runs.csv")
     comparisons = read(folder / "comparisons.csv") if (folder / "comparisons.csv").is_file() else []
     spec = json.loads((folder / "aggregate.json").read_text())
@@ -62,7 +144,7 @@ def setting_section(key: str, folder: Path) -> list[str]:
     test = [m["timings_s"].get("test", 0) for m in records]
     train_sizes = sorted({m["train"]["sentences"] for m in records})
     seeds = sorted({str(m["config"]["seed"]) for m in records})
-    lines = [f"## {SETTINGS.get(key, key)}", ""]
+    lines = [f"## {title_prefix}{SETTINGS.get(key, key)}", ""]
     lines.append(
         f"{len(records)} student runs (seeds {', '.join(seeds)}); distillation text: "
         f"{', '.join(map(str, train_sizes))} sentences, "
@@ -127,8 +209,13 @@ def setting_section(key: str, folder: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default=str(Path(__file__).resolve().parent))
+    parser.add_argument(
+        "--teacher", type=Path, help="teacher run dir: store its per-split F1 as teacher_eng.json"
+    )
     args = parser.parse_args()
     root = Path(args.results)
+    if args.teacher:
+        save_teacher(args.teacher, root / "teacher_eng.json")
     head = (
         (root / "HEADER.md").read_text()
         if (root / "HEADER.md").is_file()
@@ -138,9 +225,16 @@ def main() -> None:
     findings = root / "FINDINGS.md"
     if findings.is_file():
         lines += [findings.read_text().rstrip(), ""]
+    lines += headline_section(root)
+    if (root / "teacher_eng.json").is_file():
+        lines += teacher_section(root / "teacher_eng.json")
     for key in SETTINGS:
         if (root / key / "summary.csv").is_file():
             lines += setting_section(key, root / key)
+    # an earlier run of the same settings with another teacher on other hardware (see HEADER.md)
+    for key in SETTINGS:
+        if (root / "cpu_replication" / key / "summary.csv").is_file():
+            lines += setting_section(key, root / "cpu_replication" / key, "Replication on CPU: ")
     (root / "README.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {root / 'README.md'}")
 

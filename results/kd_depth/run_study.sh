@@ -5,7 +5,8 @@
 # Idempotent: finished teachers and completed multiruns are not repeated, so an interrupted study resumes.
 # Environment: STUDY_OUT (run dirs; default logs/study or a temp dir for the smoke run), RESULTS (aggregated
 # tables and plots; default results/kd_depth), SETTINGS (default "A B_swa B_yor D C"), SEEDS, DEPTHS,
-# D_DEPTH (the non-zero depth of setting D; default the largest of DEPTHS), SPA_PROJECTION (setting C's set).
+# D_DEPTH (the non-zero depth of setting D; default the largest of DEPTHS), SPA_PROJECTION (setting C's set),
+# EXTRA_ARGS (overrides added to every run, e.g. "trainer=gpu"). SETTINGS=teacher trains the teacher only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -43,6 +44,9 @@ else
   TEACHER_ARGS=()
   STUDENT_ARGS=()
 fi
+read -ra EXTRA <<< "${EXTRA_ARGS:-}"
+TEACHER_ARGS+=("${EXTRA[@]}")
+STUDENT_ARGS+=("${EXTRA[@]}")
 mkdir -p "$OUT" "$RESULTS"
 log() { echo "[study $(date +%H:%M:%S)] $*"; }
 
@@ -107,6 +111,7 @@ for setting in $SETTINGS; do
       fi
       students "$OUT/C_spa" study_spa "$(ls "$SPA_DIR"/checkpoints/*.ckpt | head -1)"
       aggregate "$OUT/C_spa" C_spa --pair spa_news:spa_wiki ;;
+    teacher) ;;
     *) echo "unknown setting $setting" >&2; exit 2 ;;
   esac
 done

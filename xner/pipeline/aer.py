@@ -26,7 +26,8 @@ def read_gold(path: str | os.PathLike, one_indexed: bool = True) -> list[tuple[L
         one_indexed: positions in the file start at 1 (Lambert, awesome-align's ``--gold_one_index``).
 
     Returns:
-        One ``(sure, possible)`` pair of 0-based link sets per line; ``possible`` includes ``sure``.
+        One ``(sure, possible)`` pair of 0-based link sets per line; ``possible`` includes ``sure``. A link
+        repeated on a line counts once (the Lambert gold repeats one link on lines 337 and 348).
 
     Raises:
         ValueError: a malformed link or a position below the first index; names the file, line and link.

@@ -472,7 +472,8 @@ class EmbeddingAligner:
             strings ``"float32"``/``"bfloat16"`` are accepted for configs.
         device: torch device string.
         softmax_threshold: the probability threshold of ``softmax``.
-        token_type: ``bpe`` (simalign's default: align pieces, map to words) or ``word`` (mean-pool pieces).
+        token_type: ``bpe`` (simalign's default: align pieces, map to words) or ``word`` (mean-pool pieces;
+            cosine methods only: ``softmax`` always works on pieces, as awesome-align does).
         chunk_size: pairs whose vectors are held in memory at once.
         progress: show progress bars (None: only on a terminal).
     """
@@ -488,7 +489,7 @@ class EmbeddingAligner:
         device: str = "cpu",
         softmax_threshold: float = 1e-3,
         token_type: str = "bpe",
-        chunk_size: int = 4096,
+        chunk_size: int = 2048,
         progress: bool | None = None,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer  # noqa: PLC0415

@@ -142,7 +142,9 @@ def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:
     widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        )
 
     lines = [title] if title else []
     lines += [line(columns), "  ".join("-" * w for w in widths)] + [line(b) for b in body]
