@@ -23,7 +23,7 @@ fi
 
 # Apertium: real MT for the projection pipeline (tests that need it skip with a reason when it is absent).
 APERTIUM_PKGS="apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eo-en apertium-eu-en apertium-spa-cat"
-if [ "${XNER_SKIP_APT:-0}" != 1 ] && ! [ -f /usr/share/apertium/modes/en-es.mode ]; then
+if [ "${XNER_SKIP_APT:-0}" != 1 ] && ! dpkg -s $APERTIUM_PKGS >/dev/null 2>&1; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "[setup] installing Apertium ($APERTIUM_PKGS)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $APERTIUM_PKGS >/dev/null) \

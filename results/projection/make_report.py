@@ -1,0 +1,106 @@
+"""Write results/projection/README.md from the committed CSVs (no number is typed by hand).
+
+    .venv/bin/python results/projection/make_report.py
+
+Reads ``intrinsic.csv`` and ``comparisons.csv`` (scripts/eval_projection.py), ``downstream/summary.csv``
+(``python -m xner.aggregate`` over the translate-train runs) and ``../alignment/lambert_epps_aer.csv``
+(scripts/eval_alignment.py). The commands that made them and the reading are in ``HEADER.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def read(path: Path) -> list[dict]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def intrinsic_table() -> list[str]:
+    rows = read(HERE / "intrinsic.csv")
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["method"], r["set"]): r for r in rows}
+    lines = [
+        "## Intrinsic translate-test F1 (PER/ORG/LOC, 95% bootstrap interval; projection rate)",
+        "",
+        "| method | " + " | ".join(sets) + " |",
+        "| --- |" + " --- |" * len(sets),
+    ]
+    for method in methods:
+        out = [method]
+        for name in sets:
+            r = cell.get((method, name))
+            if r is None or not r["f1"]:
+                out.append(r["note"] if r is not None and r["note"] else "n/a")
+                continue
+            rate = f"; {float(r['projection_rate']):.1%}" if r["projection_rate"] else ""
+            out.append(f"{float(r['f1']):.1f} {r['f1_ci95']}{rate}")
+        lines.append("| " + " | ".join(out) + " |")
+    lines += ["", "Paired bootstrap on the same sentences (delta = method - reference, F1 points):", ""]
+    lines += ["| set | method | reference | delta | 95% CI | p |", "| --- | --- | --- | ---: | --- | ---: |"]
+    seen = set()
+    for r in read(HERE / "comparisons.csv"):
+        key = (r["set"], r["method"], r["reference"])
+        if key in seen or r["method"] == "model_transfer":
+            continue
+        seen.add(key)
+        lines.append(
+            f"| {r['set']} | {r['method']} | {r['reference']} | {float(r['delta']):+.2f} | "
+            f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] | {float(r['p_value']):.3f} |"
+        )
+    return [*lines, ""]
+
+
+def alignment_table() -> list[str]:
+    path = HERE.parent / "alignment" / "lambert_epps_aer.csv"
+    lines = [
+        "## Alignment quality on the Lambert EPPS English-Spanish gold (400 pairs)",
+        "",
+        "| aligner | layer | method | variant | precision | recall | F1 | AER | links |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in read(path):
+        lines.append(
+            f"| {r['aligner']} | {r['layer']} | {r['method']} | {r['variant']} | {float(r['precision']):.3f} | "
+            f"{float(r['recall']):.3f} | {float(r['f1']):.3f} | {float(r['aer']):.3f} | {r['links']} |"
+        )
+    return [*lines, ""]
+
+
+def downstream_table() -> list[str]:
+    path = HERE / "downstream" / "summary.csv"
+    if not path.is_file():
+        return []
+    values: dict[str, dict[str, str]] = defaultdict(dict)
+    splits: list[str] = []
+    for r in read(path):
+        name = r["split"] if r["metric"] == "f1" else f"drop {r['split']}"
+        splits.append(name)
+        values[r["projection"]][name] = f"{float(r['mean']):.1f}"
+    splits = list(dict.fromkeys(splits))
+    lines = [
+        "## Downstream: me5-small trained on each projected Spanish set (translate-train, one seed)",
+        "",
+        "| projection | " + " | ".join(splits) + " |",
+        "| --- |" + " ---: |" * len(splits),
+    ]
+    for method, row in values.items():
+        lines.append(f"| {method} | " + " | ".join(row.get(s, "") for s in splits) + " |")
+    return [*lines, ""]
+
+
+def main() -> None:
+    head = (HERE / "HEADER.md").read_text().rstrip() if (HERE / "HEADER.md").is_file() else "# Projection"
+    lines = [head, "", *intrinsic_table(), *downstream_table(), *alignment_table()]
+    (HERE / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {HERE / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
