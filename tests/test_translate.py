@@ -179,6 +179,22 @@ def test_html_markup_keeps_tags_and_ids():
         assert sorted(re.findall(r'id="(\d+)"', src)) == sorted(set(re.findall(r'id="(\d+)"', tgt)))
 
 
+def test_html_markup_multiword_translation_keeps_its_element():
+    """Apertium joins the blanks of words it translates as one multiword ("[[t:2; t:2]]"); a real CoNLL entity."""
+    if not _have_pair("en-es"):
+        pytest.skip("Apertium en-es not installed")
+    tr = ApertiumTranslator("en-es", markup="html", progress=False)
+    out = tr.translate(
+        [
+            'the <b id="2">Association for Relations Across the Taiwan Straits</b> , said',
+            'the <b id="2">Across</b> sea',
+        ]
+    )
+    assert re.search(r'<b id="2">Asociación [^<]*A través del[^<]*</b>', out[0])
+    assert '<b id="2">A través de</b>' in out[1]
+    assert tr.stats["markup_lost"] == 0
+
+
 @needs_en_ca
 def test_html_markup_split_and_moved_spans_are_kept():
     tr = ApertiumTranslator("en-ca", markup="html", progress=False)

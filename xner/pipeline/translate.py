@@ -260,12 +260,15 @@ def _parse_stream(chunk: str, source_plain: str, stats: Counter[str]) -> list[tu
             if content == "/":
                 current = None
             else:
-                m = re.fullmatch(r"t:(\d+)", content)
-                if not m:
+                # Apertium joins the blanks of words it translates as one multiword ("[[t:2; t:2]]").
+                if not re.fullmatch(r"t:\d+(?:; ?t:\d+)*", content):
                     raise ApertiumError(
                         f"unexpected word-bound blank [[{content}]] in Apertium output: {chunk!r}"
                     )
-                current = int(m.group(1))
+                indices = [int(x) for x in re.findall(r"t:(\d+)", content)]
+                if len(set(indices)) > 1:  # words of two elements became one: the first element keeps them
+                    stats["merged_blanks_of_different_elements"] += 1
+                current = indices[0]
             i = end + 2
         elif c == "[":
             # Superblank (an empty element we passed through): its content is literal markup.
