@@ -9,7 +9,9 @@ Reads ``intrinsic.csv`` and ``comparisons.csv`` (scripts/eval_projection.py), ``
 
 from __future__ import annotations
 
+import argparse
 import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -80,10 +82,19 @@ def downstream_table() -> list[str]:
     values: dict[str, dict[str, str]] = defaultdict(dict)
     splits: list[str] = []
     for r in read(path):
+        if r["metric"] not in ("f1", "drop"):
+            continue
         name = r["split"] if r["metric"] == "f1" else f"drop {r['split']}"
         splits.append(name)
         values[r["projection"]][name] = f"{float(r['mean']):.1f}"
     splits = list(dict.fromkeys(splits))
+    baseline = HERE / "downstream" / "model_transfer.json"
+    if baseline.is_file():  # the English model applied to Spanish directly, same recipe and machine
+        f1 = json.loads(baseline.read_text())["f1"]
+        row = {s: f"{f1[s]:.1f}" for s in splits if s in f1}
+        if "spa_news" in f1 and "spa_wiki" in f1:
+            row["drop spa_news->spa_wiki"] = f"{f1['spa_news'] - f1['spa_wiki']:.1f}"
+        values = {"(model transfer, no projection)": row, **values}
     lines = [
         "## Downstream: me5-small trained on each projected Spanish set (translate-train, one seed)",
         "",
@@ -96,6 +107,19 @@ def downstream_table() -> list[str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model-transfer", type=Path, help="run dir of experiment=model_transfer to compare with"
+    )
+    args = parser.parse_args()
+    if args.model_transfer:
+        metrics = json.loads((args.model_transfer / "metrics.json").read_text())
+        record = {
+            "run_dir": str(args.model_transfer),
+            "f1": {k: v["f1"] for k, v in metrics["splits"].items()},
+        }
+        (HERE / "downstream").mkdir(exist_ok=True)
+        (HERE / "downstream" / "model_transfer.json").write_text(json.dumps(record, indent=1) + "\n")
     head = (HERE / "HEADER.md").read_text().rstrip() if (HERE / "HEADER.md").is_file() else "# Projection"
     lines = [head, "", *intrinsic_table(), *downstream_table(), *alignment_table()]
     (HERE / "README.md").write_text("\n".join(lines) + "\n")
