@@ -291,7 +291,9 @@ def plot(
     for r in summary:
         if r["metric"] != metric:
             continue
-        label = " ".join([*(f"{r[k]}" for k in series), r["split"]])
+        # "map=uniform, attention_weight=1.0: swa_news->swa_wiki" (the last part of each config key)
+        named = ", ".join(f"{k.rsplit('.', 1)[-1]}={r[k]}" for k in series)
+        label = f"{named}: {r['split']}" if named else r["split"]
         lines[label].append((r[x], r["mean"], r["std"]))
     if not lines:
         return None
