@@ -1,6 +1,6 @@
 """End-to-end translate-train of the full CoNLL-2003 English train set into Spanish: translate + align + project.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--method heuristic] [--limit N] [--cache DIR]
+    .venv/bin/python benchmarks/bench_pipeline.py [--method heuristic] [--limit N] [--cache DIR] [key=value ...]
 
 Runs the real pipeline (Apertium eng->spa in null-flush mode, the batched embedding aligner on
 multilingual-e5-small layer 8 with itermax, the projection method) with a stage cache that holds none of its
@@ -15,11 +15,14 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from xner.pipeline.cache import StageCache
-from xner.pipeline.run import Pipeline
+from xner.pipeline.run import Pipeline, load_spec
+
+SPEC = Path(__file__).resolve().parents[1] / "configs" / "pipeline" / "spa_translate_train.yaml"
 
 
 def main() -> None:
@@ -27,19 +30,12 @@ def main() -> None:
     parser.add_argument("--method", default="heuristic")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--cache", default=None, help="stage cache dir (default: a fresh temporary one)")
+    parser.add_argument("overrides", nargs="*", help=f"key=value overrides of {SPEC.name}")
     args = parser.parse_args()
     torch.set_num_threads(2)
     cache = StageCache(args.cache or tempfile.mkdtemp(prefix="bench_pipeline_"))
-    spec = {
-        "direction": "translate_train",
-        "data": "conll2003::train",
-        "lang": "spa",
-        "method": args.method,
-        "from_english": {"kind": "apertium", "pair": "eng-spa"},
-        "to_english": {"kind": "apertium", "pair": "spa-eng"},
-        "aligner": {"kind": "embedding", "layer": 8, "method": "itermax"},
-        "limit": args.limit,
-    }
+    overrides = [f"method={args.method}", *([f"limit={args.limit}"] if args.limit else []), *args.overrides]
+    spec = load_spec(SPEC, overrides)
     pipeline = Pipeline(spec, cache=cache, progress=True)
     if cache.exists(pipeline.output_key()):
         raise SystemExit(

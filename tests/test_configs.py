@@ -82,3 +82,15 @@ def test_run_dirs_carry_microseconds():
     run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
     sweep_dir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"]
     assert run_dir.endswith("%f}") and sweep_dir.endswith("%f}")
+
+
+def test_pipeline_yaml_loads_with_overrides():
+    """configs/pipeline/*.yaml as the CLI and the benchmark read them: overrides win, the spec validates."""
+    from xner.pipeline.run import PipelineSpec, load_spec
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "pipeline"
+    spec = load_spec(root / "spa_translate_train.yaml", ["method=markers", "limit=5"])
+    assert spec["method"] == "markers" and spec["limit"] == 5 and spec["from_english"]["pair"] == "eng-spa"
+    assert PipelineSpec(**spec).direction == "translate_train"
+    with pytest.raises(ValueError, match="translate-test needs source_model"):
+        PipelineSpec(**load_spec(root / "spa_translate_test.yaml", ["source_model=null"]))

@@ -73,18 +73,15 @@ def test_markers_and_bt_refinement(cache, data_dir, me5_dir, monkeypatch):
 
 def test_matching_without_ner_model(cache, data_dir, me5_dir, monkeypatch):
     monkeypatch.setenv("XNER_MODEL_DIR", str(me5_dir))
-    ilp = Pipeline(
-        spec(method="matching_ilp", projection={"weights": {"align": 0.5, "translation": 1.0}}),
-        data_dir,
-        cache,
-        progress=False,
-    ).run()
-    greedy = Pipeline(
-        spec(method="matching_greedy", projection={"weights": {"align": 0.5, "translation": 1.0}}),
-        data_dir,
-        cache,
-        progress=False,
-    ).run()
+    ilp, greedy = (
+        Pipeline(
+            spec(method=method, projection={"weights": {"align": 0.5, "translation": 1.0}}),
+            data_dir,
+            cache,
+            progress=False,
+        ).run()
+        for method in ("matching_ilp", "matching_greedy")
+    )
     assert greedy.meta["objective_sum"] <= ilp.meta["objective_sum"] + 1e-9
     assert ilp.meta["projection"]["projection_rate"] > 0.6
 

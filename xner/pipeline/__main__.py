@@ -16,10 +16,8 @@ import logging
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from xner.io.conll import write_conll
-from xner.pipeline.run import Pipeline
+from xner.pipeline.run import Pipeline, load_spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root (default: $XNER_DATA or ../shared/data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    spec = OmegaConf.merge(OmegaConf.load(args.spec), OmegaConf.from_dotlist(args.overrides))
-    spec = OmegaConf.to_container(spec, resolve=True)
-    pipeline = Pipeline(spec, args.data_dir)
+    pipeline = Pipeline(load_spec(args.spec, args.overrides), args.data_dir)
     output = pipeline.run_and_store()
     meta = {k: v for k, v in output.meta.items() if k != "spec"}
     print(json.dumps(meta, indent=2, default=str))

@@ -107,6 +107,22 @@ class PipelineSpec:
         return dict(self.projection.get("weights", matching.FUSED_BEST))
 
 
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """Read a pipeline YAML (``configs/pipeline/*.yaml``) with ``key=value`` overrides (OmegaConf dotlist).
+
+    Args:
+        path: the YAML file; its fields are those of :class:`PipelineSpec`.
+        overrides: e.g. ``["method=matching_ilp", "limit=200"]``.
+
+    Returns:
+        The resolved spec as a plain dict, ready for :class:`Pipeline`.
+    """
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    spec = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+    return OmegaConf.to_container(spec, resolve=True)
+
+
 @dataclass
 class PipelineOutput:
     """Projected sentences (target words + tags) and the run's record."""
