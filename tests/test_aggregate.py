@@ -1,8 +1,13 @@
 import csv
+import json
+import shutil
+from pathlib import Path
 
+import pytest
 from results_fixture import make_results
 
-from xner.aggregate import aggregate, find_runs
+from xner.aggregate import aggregate, find_runs, main
+from xner.completeness import IncompleteResults
 
 
 def read(path):
@@ -38,3 +43,52 @@ def test_aggregate_depth_sweep(tmp_path):
     drop_cmp = {r["distill.depth"]: r for r in comparisons if r["metric"] == "drop"}
     assert float(drop_cmp["6"]["delta"]) < 0 and drop_cmp["6"]["significant"] == "True"
     assert written["plot_f1"].stat().st_size > 10_000 and written["plot_drop"].is_file()
+
+
+def test_runs_are_named_relative_to_the_input_root(tmp_path):
+    # two roots (e.g. seeds 1,2 from one machine, 3 from another): named from their common parent
+    make_results(tmp_path / "a" / "B_swa", depths=(0, 2), seeds=(1, 2), n_news=20, n_wiki=20)
+    make_results(tmp_path / "b" / "B_swa", depths=(0, 2), seeds=(3,), n_news=20, n_wiki=20)
+    written = aggregate(
+        [tmp_path / "a" / "B_swa", tmp_path / "b" / "B_swa"], "distill.depth", tmp_path / "out"
+    )
+    names = {r["run"] for r in read(written["runs"])}
+    assert "a/B_swa/depth0_seed1" in names and "b/B_swa/depth2_seed3" in names and len(names) == 6
+    spec = json.loads(written["spec"].read_text())
+    assert spec["root"] == str(tmp_path) and all(
+        Path(spec["root"], n, "metrics.json").is_file() for n in names
+    )
+    summary = read(written["summary"])
+    assert {r["runs"] for r in summary} == {"3"}  # same relative names in both roots do not merge runs
+
+
+def test_a_cell_with_a_missing_seed_is_refused(tmp_path, caplog):
+    make_results(tmp_path / "runs", n_news=20, n_wiki=20)
+    shutil.rmtree(tmp_path / "runs" / "depth2_seed3")
+    with pytest.raises(IncompleteResults, match=r"cell \(distill.depth=2\) has 2 of 3 runs") as err:
+        aggregate([tmp_path / "runs"], "distill.depth", tmp_path / "out")
+    assert "--allow-incomplete" in str(err.value) and "--expect-runs" in str(err.value)
+    assert not (tmp_path / "out" / "runs.csv").exists()
+
+    written = aggregate([tmp_path / "runs"], "distill.depth", tmp_path / "out", allow_incomplete=True)
+    runs = {r["distill.depth"]: r["runs"] for r in read(written["summary"]) if r["split"] == "swa_wiki"}
+    assert runs == {"0": "3", "2": "2", "6": "3"}
+    assert "has 2 of 3 runs" in caplog.text
+    assert json.loads(written["spec"].read_text())["incomplete"] == ["cell (distill.depth=2) has 2 of 3 runs"]
+
+    with pytest.raises(IncompleteResults, match="has 3 of 4 runs"):  # every cell short of --expect-runs
+        aggregate([tmp_path / "runs"], "distill.depth", tmp_path / "out", expect_runs=4)
+    assert aggregate([tmp_path / "runs"], "distill.depth", tmp_path / "out", expect_runs=2)
+
+
+def test_unfinished_run_dirs_are_refused(tmp_path, capsys):
+    make_results(tmp_path / "runs", n_news=20, n_wiki=20)
+    killed = tmp_path / "runs" / "depth6_seed4"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / "checkpoints").mkdir()
+    args = [str(tmp_path / "runs"), "--x", "distill.depth", "--out", str(tmp_path / "out")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"unfinished run (no metrics.json): {killed}" in err and "cell (" not in err
+    assert main([*args, "--allow-incomplete"]) == 0
+    assert len(read(tmp_path / "out" / "runs.csv")) == 18

@@ -1,6 +1,7 @@
 """`make study-smoke`: the study's whole code path (teacher, students at each depth/map, aggregation)."""
 
 import csv
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -28,8 +29,9 @@ def test_study_smoke_runs_every_setting(tmp_path, data_dir):
             rows = list(csv.DictReader(handle))
         assert {r["distill.depth"] for r in rows} == {"0", "1"}
         assert any(r["split"] == pair and r["metric"] == "drop" for r in rows)
-        with open(results / setting / "runs.csv") as handle:
-            assert all(Path(r["run"], "metrics.json").is_file() for r in csv.DictReader(handle))
+        root = json.loads((results / setting / "aggregate.json").read_text())["root"]
+        with open(results / setting / "runs.csv") as handle:  # run dirs relative to the aggregate's root
+            assert all(Path(root, r["run"], "metrics.json").is_file() for r in csv.DictReader(handle))
         assert (results / setting / "f1_vs_distill_depth.png").is_file()
     with open(results / "B_swa" / "comparisons.csv") as handle:
         compared = {

@@ -5,14 +5,20 @@
 
 Reads every ``metrics.json`` under the given directories (train runs) and writes into ``--out``:
 
-- ``runs.csv``: one row per (run, split) with the run's variables, F1, its 95% bootstrap interval, P, R;
+- ``runs.csv``: one row per (run, split) with the run's variables, F1, its 95% bootstrap interval, P, R (runs
+  named relative to the input root, the common parent of the given directories);
 - ``summary.csv``: per (series, x, split): runs, mean ± std of F1 over seeds, and per ``--pair`` the
   in-domain -> out-of-domain drop (absolute and relative), mean ± std;
 - ``comparisons.csv``: each (series, x) against ``--baseline`` on the same test sentences, by a two-level
   paired bootstrap (runs paired by seed, and sentences, resampled; the decision), plus the sentences-only
   interval and p-value (needs the runs' ``predictions/<split>.conll``);
-- ``aggregate.json``: what was aggregated (x, series, pairs, baseline, run dirs);
+- ``aggregate.json``: what was aggregated (x, series, pairs, baseline, input root, run dirs, what was
+  incomplete);
 - ``f1_vs_<x>.png`` and ``drop_vs_<x>.png``: means with ±1 std error bars over seeds.
+
+Incomplete results are refused (see :mod:`xner.completeness`): a (series, x) cell with fewer runs than
+``--expect-runs`` (default: as many as the fullest cell), or a run dir under the roots without metrics.json.
+``--allow-incomplete`` aggregates anyway, with warnings (also kept in ``aggregate.json``).
 
 With ``--wandb`` the tables and images are also logged to a W&B run (offline without an API key).
 """
@@ -24,11 +30,14 @@ import csv
 import json
 import logging
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xner.aggregate_plots import plot, sort_key
+from xner.completeness import IncompleteResults, incomplete_message, results_problems
 from xner.io.conll import read_predictions
 from xner.metrics import EntityCounts, count_entities
 from xner.stats import mean_std, paired_bootstrap, paired_bootstrap_drop
@@ -172,7 +181,7 @@ def compare_to_baseline(
 
     def by_seed(runs: set[str]) -> list[str]:
         # same seed, same position: the bootstrap pairs runs of two groups by position
-        return sorted(runs, key=lambda run: (_sort_key(seed_of[run]), run))
+        return sorted(runs, key=lambda run: (sort_key(seed_of[run]), run))
 
     splits = sorted({r["split"] for r in rows})
 
@@ -271,57 +280,6 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
             writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
-def _sort_key(value: Any) -> tuple:
-    try:
-        return (0, float(value), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(value))
-
-
-def plot(
-    summary: Sequence[dict], x: str, series: Sequence[str], metric: str, path: Path, title: str
-) -> Path | None:
-    """Mean ± std vs ``x``: one line per (series, split)."""
-    import matplotlib  # noqa: PLC0415 - plotting is optional
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    lines: dict[str, list[tuple[Any, float, float]]] = defaultdict(list)
-    for r in summary:
-        if r["metric"] != metric:
-            continue
-        # "map=uniform, attention_weight=1.0: swa_news->swa_wiki" (the last part of each config key)
-        named = ", ".join(f"{k.rsplit('.', 1)[-1]}={r[k]}" for k in series)
-        label = f"{named}: {r['split']}" if named else r["split"]
-        lines[label].append((r[x], r["mean"], r["std"]))
-    if not lines:
-        return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    categories = sorted({p[0] for pts in lines.values() for p in pts}, key=_sort_key)
-    numeric = all(_sort_key(c)[0] == 0 for c in categories)
-    for label, pts in sorted(lines.items()):
-        pts.sort(key=lambda p: _sort_key(p[0]))
-        xs = [float(p[0]) if numeric else categories.index(p[0]) for p in pts]
-        ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=label)
-    if not numeric:
-        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
-    elif all(float(c).is_integer() for c in categories):
-        ax.set_xticks([float(c) for c in categories])
-    ax.set_xlabel(x)
-    ax.set_ylabel(
-        {"f1": "entity F1 (%)", "drop": "F1 drop in-domain -> out-of-domain (points)"}.get(metric, metric)
-    )
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def aggregate(
     roots: Sequence[str | Path],
     x: str,
@@ -331,13 +289,28 @@ def aggregate(
     baseline: dict[str, str] | None = None,
     resamples: int = 1000,
     title: str = "",
+    expect_runs: int | None = None,
+    allow_incomplete: bool = False,
 ) -> dict[str, Path]:
-    """Aggregate runs under ``roots``; returns the paths written."""
+    """Aggregate runs under ``roots``; returns the paths written.
+
+    Raises:
+        IncompleteResults: cells with fewer than ``expect_runs`` runs (default: the fullest cell's count)
+            or unfinished run dirs under ``roots``, unless ``allow_incomplete`` (then logged as warnings).
+    """
     out = Path(out)
     runs = find_runs(roots)
     if not runs:
         raise FileNotFoundError(f"no train-run metrics.json with test splits under {list(map(str, roots))}")
     rows = load_rows(runs, [*series, x, "seed"])
+    problems = results_problems(rows, [*series, x], roots, expect_runs)
+    if problems and not allow_incomplete:
+        raise IncompleteResults(incomplete_message(problems, roots))
+    for problem in problems:
+        log.warning("aggregating incomplete results (--allow-incomplete): %s", problem)
+    # runs.csv names runs relative to the input root, so it means the same on any machine
+    base = os.path.commonpath([os.path.abspath(r) for r in roots])
+    names = {str(r): Path(os.path.relpath(os.path.abspath(r), base)).as_posix() for r in runs}
     summary = summarise(rows, x, series, pairs)
     written = {"runs": out / "runs.csv", "summary": out / "summary.csv", "spec": out / "aggregate.json"}
     out.mkdir(parents=True, exist_ok=True)
@@ -348,12 +321,14 @@ def aggregate(
                 "series": list(series),
                 "pairs": [list(p) for p in pairs],
                 "baseline": baseline,
+                "root": base,
                 "runs": [str(r) for r in runs],
+                "incomplete": problems,
             },
             indent=2,
         )
     )
-    write_csv(written["runs"], rows)
+    write_csv(written["runs"], [{**r, "run": names[r["run"]]} for r in rows])
     write_csv(written["summary"], summary)
     if baseline:
         comparisons = compare_to_baseline(rows, x, series, baseline, resamples, pairs)
@@ -399,12 +374,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--title", default="")
     parser.add_argument("--wandb", action="store_true", help="also log tables and plots to W&B")
+    parser.add_argument(
+        "--expect-runs", type=int, default=None, help="runs per cell (default: as many as the fullest cell)"
+    )
+    parser.add_argument(
+        "--allow-incomplete", action="store_true", help="warn about incomplete results instead of refusing"
+    )
     args = parser.parse_args(argv)
     pairs = [tuple(p.split(":", 1)) for p in args.pair]
     baseline = dict(kv.split("=", 1) for kv in args.baseline) or None
-    written = aggregate(
-        args.roots, args.x, args.out, args.series, pairs, baseline, args.resamples, args.title
-    )
+    try:
+        written = aggregate(
+            args.roots, args.x, args.out, args.series, pairs, baseline, args.resamples, args.title,
+            args.expect_runs, args.allow_incomplete,
+        )  # fmt: skip
+    except IncompleteResults as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for key, path in written.items():
         print(f"{key}: {path}")
     if args.wandb:

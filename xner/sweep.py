@@ -3,10 +3,12 @@
 The same file drives ``wandb sweep`` + ``wandb agent`` on many machines; here each parameter combination
 (``grid``) or sample (``random``) becomes one command built from the YAML's ``command`` template, run one
 after another with ``WANDB_MODE=offline``. Every run gets its own directory
-``<out>/<sweep name>/<timestamp>/<k>``, and ``runs.jsonl`` there records each command, exit code and
-run directory.
+``<out>/<sweep name>/<timestamp>/<k>``, and ``runs.jsonl`` there records each command, exit code, run
+directory and whether the run completed: exited 0 *and* wrote ``metrics.json`` into its run directory (a run
+that exits 0 without it, e.g. an interrupted one, is incomplete). The runner lists the runs that did not
+complete and exits 1 when there are any.
 
-    python -m xner.sweep sweeps/kd_depth.yaml [--count N] [--dry-run] [--out logs/sweeps] [-- extra=override]
+    python -m xner.sweep sweeps/kd_depth.yaml [--count N] [--dry-run] [--out logs/sweeps] [-- key=value ...]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -117,6 +120,40 @@ def build_command(sweep: Mapping[str, Any], params: Mapping[str, Any], extra: li
     return cmd + list(extra)
 
 
+@dataclass
+class SweepResult:
+    """What a local sweep did.
+
+    Attributes:
+        root: the sweep directory (holding ``runs.jsonl`` and one run directory per run).
+        records: one record per run made, as written to ``runs.jsonl`` (none for a dry run).
+        planned: the number of runs of the sweep.
+    """
+
+    root: Path
+    records: list[dict] = field(default_factory=list)
+    planned: int = 0
+
+    @property
+    def incomplete(self) -> list[dict]:
+        """Records of the runs that failed or exited 0 without writing ``metrics.json``."""
+        return [r for r in self.records if not r["complete"]]
+
+    def report(self) -> str:
+        """One line on the sweep, then one per run that did not complete."""
+        done = len(self.records) - len(self.incomplete)
+        jsonl = self.root / "runs.jsonl"
+        lines = [f"{done} of {self.planned} runs complete (metrics.json written); see {jsonl}"]
+        for r in self.incomplete:
+            why = (
+                f"exited with {r['returncode']}"
+                if r["returncode"] != 0
+                else "exited 0 but wrote no metrics.json (interrupted?)"
+            )
+            lines.append(f"  run {r['run']} {why}: {r['run_dir']}\n    {shlex.join(r['command'])}")
+        return "\n".join(lines)
+
+
 def run_sweep(
     path: str | Path,
     count: int | None = None,
@@ -124,8 +161,15 @@ def run_sweep(
     dry_run: bool = False,
     extra: list[str] | None = None,
     seed: int = 0,
-) -> Path:
-    """Run every command of a sweep sequentially; returns the sweep directory."""
+) -> SweepResult:
+    """Run every command of a sweep sequentially.
+
+    A run is complete when it exits 0 and its run directory (given to it as ``hydra.run.dir=``) holds
+    ``metrics.json``; a run that fails or is incomplete does not stop the sweep.
+
+    Returns:
+        The sweep directory and one record per run (``complete`` says whether it completed).
+    """
     sweep = yaml.safe_load(Path(path).read_text())
     name = sweep.get("name") or Path(path).stem
     root = Path(out) / name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
@@ -134,7 +178,7 @@ def run_sweep(
     runs = list(parameter_sets(sweep, count, seed))
     if not dry_run:
         root.mkdir(parents=True, exist_ok=True)
-    failures = 0
+    result = SweepResult(root, planned=len(runs))
     for k, params in enumerate(runs):
         run_dir = root / str(k)
         cmd = build_command(sweep, params, [*(extra or []), f"hydra.run.dir={run_dir}"])
@@ -143,20 +187,19 @@ def run_sweep(
             continue
         start = time.perf_counter()
         rc = subprocess.run(cmd, env=env).returncode
-        failures += rc != 0
         record = {
             "run": k,
             "params": params,
             "command": cmd,
             "returncode": rc,
+            "complete": rc == 0 and (run_dir / "metrics.json").is_file(),
             "run_dir": str(run_dir),
             "seconds": round(time.perf_counter() - start, 1),
         }
+        result.records.append(record)
         with (root / "runs.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-    if failures:
-        print(f"{failures} of {len(runs)} runs failed; see {root / 'runs.jsonl'}", file=sys.stderr)
-    return root
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
-    parser = argparse.ArgumentParser(prog="python -m xner.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m xner.sweep",
+        usage="%(prog)s SWEEP [--count N] [--out DIR] [--seed N] [--dry-run] [-- key=value ...]",
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            "Overrides after a lone -- are added to every run's command, e.g.\n"
+            "  python -m xner.sweep sweeps/kd_depth.yaml -- teacher_ckpt=runs/teacher/checkpoints/best.ckpt "
+            "trainer=gpu\n"
+            "Exit status: 0 when every run completed (exited 0 and wrote metrics.json), 1 otherwise."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("sweep", help="a W&B sweep YAML")
     parser.add_argument(
         "--count", type=int, default=None, help="runs to make (random: samples; grid: first N)"
@@ -175,10 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of random sampling")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
-    root = run_sweep(args.sweep, args.count, args.out, args.dry_run, extra, args.seed)
-    if not args.dry_run:
-        print(f"sweep runs in {root}")
-    return 0
+    result = run_sweep(args.sweep, args.count, args.out, args.dry_run, extra, args.seed)
+    if args.dry_run:
+        return 0
+    print(f"sweep runs in {result.root}")
+    print(result.report(), file=sys.stderr if result.incomplete else sys.stdout)
+    return 1 if result.incomplete else 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from xner.data.encoding import (
     EncodingStats,
     LengthBucketBatchSampler,
     PadCollator,
+    ShardedBatchSampler,
     encode_sentences,
 )
 from xner.data.registry import SHARED_TYPES, DataRef, SplitStats, load_split
@@ -181,6 +182,12 @@ class NERDataModule(L.LightningDataModule):
                         }
                     self.load(name, spec, self.eval_max_length)
 
+    def check_test_splits(self) -> None:
+        """Read (and encode) every test split now, so that a typo in a reference, a missing file or a
+        malformed line is reported before hours of training rather than after them. Loaded splits are kept,
+        so testing does not read them again."""
+        self.setup("test")
+
     def _collator(self) -> PadCollator:
         return PadCollator(self.tokenizer.pad_token_id)
 
@@ -203,10 +210,9 @@ class NERDataModule(L.LightningDataModule):
 
     def _eval_loader(self, ds: EncodedDataset) -> DataLoader:
         # Sorting by length keeps padding low; predictions are keyed by sentence index, so order is free.
-        order = sorted(range(len(ds)), key=ds.lengths().__getitem__)
-        batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        sampler = ShardedBatchSampler(ds.lengths(), self.eval_batch_size)
         return DataLoader(
-            ds, batch_sampler=batches, collate_fn=self._collator(), num_workers=self.num_workers
+            ds, batch_sampler=sampler, collate_fn=self._collator(), num_workers=self.num_workers
         )
 
     def val_dataloader(self) -> DataLoader | list:

@@ -183,10 +183,19 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     ):
         self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
         self.pool, self.shuffle, self.epoch = pool_batches * batch_size, shuffle, 0
+        self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle differently each epoch (called by Lightning)."""
         self.epoch = epoch
+
+    def skip_next(self, batches: int) -> None:
+        """Leave out the first ``batches`` batches of the next epoch (already trained before a resume).
+
+        The order depends only on ``seed`` and the epoch, so a resumed run sees the batches the interrupted
+        run had not reached yet.
+        """
+        self.skip = batches
 
     def _batches(self) -> list[list[int]]:
         rng = random.Random(self.seed + self.epoch)
@@ -205,14 +214,36 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        self.epoch_batches = self._batches()
-        yield from self.epoch_batches
+        batches, self.skip = self._batches()[self.skip :], 0
+        yield from batches
         self.epoch += 1
 
     def __len__(self) -> int:
         n = -(-len(self.lengths) // self.batch_size)
         rank, world = _dist_rank_world()
         return n // world if world > 1 else n
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Fixed evaluation batches (sorted by length: little padding), shared out across distributed ranks.
+
+    Rank ``r`` of ``w`` takes batches ``r, r + w, ...``: every sentence is scored exactly once, by one rank
+    (ranks may get one batch more or less; evaluation has no gradient sync, so that is safe). The ranks'
+    predictions are gathered before scoring (:meth:`xner.lit.evaluation.SplitEvaluationMixin.finish`).
+    The rank is read when iterating, after Lightning has set up the process group.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int):
+        order = sorted(range(len(lengths)), key=list(lengths).__getitem__)
+        self.batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rank, world = _dist_rank_world()
+        yield from self.batches[rank::world]
+
+    def __len__(self) -> int:
+        rank, world = _dist_rank_world()
+        return len(self.batches[rank::world])
 
 
 def _dist_rank_world() -> tuple[int, int]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xner.io.conll import read_conll
-from xner.labels import map_types, split_tag
+from xner.labels import map_types, repair_iob2, split_tag
 from xner.paths import resolve_data_dir
 from xner.types import Sentence
 
@@ -69,6 +69,8 @@ DATASETS: dict[str, DatasetInfo] = {
                              {"MISC": None}, hf_path="eriktks/conll2002"),
     "wikiann": DatasetInfo("wikiann", "wikiann/{lang}", SHARED_TYPES, "wikipedia", hf_path="unimelb-nlp/wikiann"),
     "crossner": DatasetInfo("crossner", "crossner/{lang}-{subset}", None, "wikipedia", CROSSNER_TO_SHARED),
+    "nchlt": DatasetInfo("nchlt", "nchlt/{lang}", ("PERS", "ORG", "LOC", "MISC"), "government",
+                         {"PERS": "PER", "MISC": None}, hf_path="nwu-ctext/setswana_ner_corpus"),
     "wnut17": DatasetInfo("wnut17", "wnut17/{lang}", tuple(k for k in WNUT17_TO_SHARED), "social_media",
                           WNUT17_TO_SHARED, hf_path="leondz/wnut_17"),
 }  # fmt: skip
@@ -121,6 +123,8 @@ class SplitStats:
     entities: dict[str, int]
     dropped_entities: dict[str, int]
     label_map: dict[str, str | None]
+    repaired_tags: int = 0
+    scheme: str = "IOB2"
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -223,6 +227,7 @@ def load_split(
         )
     if limit is not None:
         sentences = sentences[:limit]
+    sentences, repaired, scheme = _repair_gold(sentences, ref)
     mapping = resolve_label_map(info, label_map)
     dropped: Counter = Counter()
     entities: Counter = Counter()
@@ -234,11 +239,59 @@ def load_split(
         entities.update(split_tag(t)[1] for t in tags if t.startswith("B-"))
         out.append(sent.with_tags(tags if labelled else None))
     stats = SplitStats(
-        str(ref), "+".join(paths), len(out), sum(len(s) for s in out), dict(entities), dict(dropped), mapping
+        str(ref),
+        "+".join(paths),
+        len(out),
+        sum(len(s) for s in out),
+        dict(entities),
+        dict(dropped),
+        mapping,
+        repaired,
+        scheme,
     )
     if dropped:
         log.info("%s: label mapping dropped entities %s (kept %s)", ref, dict(dropped), dict(entities))
     return out, stats
+
+
+def detect_scheme(sentences: Sequence[Sentence]) -> str:
+    """``IOB1`` when more entities begin with ``I-`` than with ``B-`` (IOB1 uses ``B-`` only between two
+    adjacent entities of one type), else ``IOB2``."""
+    starts = Counter()
+    for sent in sentences:
+        prev = None
+        for tag in sent.tags or ():
+            prefix, etype = split_tag(tag)
+            if etype is not None and (prefix == "B" or etype != prev):
+                starts[prefix] += 1
+            prev = etype
+    return "IOB1" if starts["I"] > starts["B"] else "IOB2"
+
+
+def _repair_gold(sentences: list[Sentence], ref: DataRef) -> tuple[list[Sentence], int, str]:
+    """Read gold tags the way conlleval and seqeval's default mode do: an ``I-X`` that cannot continue an
+    entity (after ``O`` or another type) begins one. Rewritten as ``B-X`` here, so that the strict scorer
+    counts the entity instead of silently ignoring it; the number of tags changed is returned for the report.
+    An IOB1 file (entities begin with ``I-``) is converted by the same rule and reported."""
+    if not sentences or sentences[0].tags is None:
+        return sentences, 0, "IOB2"
+    scheme = detect_scheme(sentences)
+    out, changed = [], 0
+    for sent in sentences:
+        tags, n = repair_iob2(sent.tags)
+        changed += n
+        out.append(sent.with_tags(tags) if n else sent)
+    if scheme == "IOB1":
+        log.warning(
+            "%s looks like IOB1 (entities begin with I-): converted to IOB2, %d tags changed", ref, changed
+        )
+    elif changed:
+        log.warning(
+            "%s: %d gold tags I-X without a preceding B-X/I-X read as B-X (entity starts), as conlleval does",
+            ref,
+            changed,
+        )
+    return out, changed, scheme
 
 
 def _types_in(tags: Sequence[str]) -> set[str]:

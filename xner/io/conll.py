@@ -8,12 +8,17 @@ raises :class:`ConllFormatError` naming the file and line, so broken data never 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from xner.labels import TAG_PATTERN
 from xner.types import Sentence
+
+# Columns are separated by ASCII spaces and tabs only: str.split() would also cut at a no-break space
+# (U+00A0) or other Unicode spaces *inside* a word ("New\xa0York" -> "New" + a stray column).
+_COLUMN_SEP = re.compile(r"[ \t]+")
 
 
 class ConllFormatError(ValueError):
@@ -65,46 +70,61 @@ def read_conll(
             tokens.clear()
             tags.clear()
 
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if line_no == 1:
-                line = line.lstrip("\ufeff")
-            if not line.strip():
-                flush()
-                continue
-            columns = line.split()
-            if columns[0] == "-DOCSTART-":
-                flush()
-                continue
-            if not labelled:
-                tokens.append(columns[0])
-                continue
-            if len(columns) < 2:
-                raise ConllFormatError(
-                    path,
-                    line_no,
-                    f"expected '<word> <tag>' but found {line!r} (one column). "
-                    "Each non-blank line needs a word and a tag separated by whitespace.",
-                )
-            tag = columns[-1]
-            if not TAG_PATTERN.match(tag):
-                raise ConllFormatError(
-                    path, line_no, f"malformed tag {tag!r} in {line!r}: expected 'O' or 'B-TYPE'/'I-TYPE'."
-                )
-            if allowed is not None and tag not in allowed:
-                raise ConllFormatError(
-                    path,
-                    line_no,
-                    f"unknown tag {tag!r}; allowed tags are {sorted(allowed)}. "
-                    "Fix the file or declare the type in the dataset's label set / label_map.",
-                )
+    for line_no, raw in _numbered_lines(path):
+        line = raw.rstrip("\n").rstrip("\r")
+        if line_no == 1:
+            line = line.lstrip("\ufeff")
+        if not line.strip(" \t"):
+            flush()
+            continue
+        columns = _COLUMN_SEP.split(line.strip(" \t"))
+        if columns[0] == "-DOCSTART-":
+            flush()
+            continue
+        if not labelled:
             tokens.append(columns[0])
-            tags.append(tag)
+            continue
+        if len(columns) < 2:
+            raise ConllFormatError(
+                path,
+                line_no,
+                f"expected '<word> <tag>' but found {line!r} (one column). "
+                "Each non-blank line needs a word and a tag separated by whitespace.",
+            )
+        tag = columns[-1]
+        if not TAG_PATTERN.match(tag):
+            raise ConllFormatError(
+                path, line_no, f"malformed tag {tag!r} in {line!r}: expected 'O' or 'B-TYPE'/'I-TYPE'."
+            )
+        if allowed is not None and tag not in allowed:
+            raise ConllFormatError(
+                path,
+                line_no,
+                f"unknown tag {tag!r}; allowed tags are {sorted(allowed)}. "
+                "Fix the file or declare the type in the dataset's label set / label_map.",
+            )
+        tokens.append(columns[0])
+        tags.append(tag)
     flush()
     if not sentences:
         raise ConllFormatError(path, None, "no sentences found (empty file?).")
     return sentences
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Lines of a UTF-8 file with their 1-based numbers; a bad byte raises naming the line and column."""
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ConllFormatError(
+                    path,
+                    line_no,
+                    f"byte {raw[err.start : err.start + 1]!r} at column {err.start + 1} is not valid UTF-8 "
+                    f"({raw[: err.start].decode('utf-8', 'replace')!r} precedes it). Re-encode the file as "
+                    "UTF-8, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`.",
+                ) from None
 
 
 def write_conll(

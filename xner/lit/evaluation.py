@@ -66,11 +66,29 @@ class SplitEvaluationMixin:
                 logits[row].float(), dataset.encoded[idx].word_starts, self.label_set
             )
 
+    def _gather(self, stage: str) -> dict[int, dict]:
+        """Predictions of every rank: under DDP each rank scored only its share of the batches, so all
+        shares are gathered and every rank scores the whole split (identical numbers on every rank)."""
+        pending = self._pending[stage]
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return pending
+        world = torch.distributed.get_world_size()
+        if world == 1:
+            return pending
+        shares: list = [None] * world
+        torch.distributed.all_gather_object(shares, dict(pending))
+        merged: dict[int, dict] = defaultdict(dict)
+        for share in shares:
+            for k, preds in share.items():
+                merged[k].update(preds)
+        return merged
+
     def finish(self, stage: str) -> dict[str, dict]:
         """Score every split of ``stage``, log metrics, keep predictions; returns scores by split."""
         results = {}
+        pending = self._gather(stage)
         for k, loader in enumerate(self._loaders(stage)):
-            dataset, preds = loader.dataset, self._pending[stage].get(k, {})
+            dataset, preds = loader.dataset, pending.get(k, {})
             if len(preds) != len(dataset):
                 if self.trainer.sanity_checking or (stage == "val" and len(preds) == 0):
                     continue  # partial sanity-check pass or limited val batches: nothing to score

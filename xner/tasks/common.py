@@ -22,6 +22,29 @@ from xner.io.conll import write_conll
 log = logging.getLogger(__name__)
 
 
+class RunInterrupted(SystemExit):
+    """The run stopped before it finished (SIGTERM, Ctrl-C): exit with 128 + SIGTERM and no metrics.json.
+
+    Lightning ends an interrupted ``fit``/``test`` with ``SystemExit(None)``, i.e. exit status 0, which
+    multiruns, sweep agents and study scripts would take for success.
+    """
+
+
+@contextmanager
+def fail_if_interrupted(trainer: L.Trainer, what: str) -> Iterator[None]:
+    """Turn an interrupted ``trainer.fit``/``trainer.test`` into :class:`RunInterrupted`."""
+    try:
+        yield
+    except SystemExit as err:
+        if isinstance(err, RunInterrupted):
+            raise
+        log.error("%s was interrupted (%s): no metrics.json written", what, type(err).__name__)
+        raise RunInterrupted(143) from err
+    if trainer.interrupted:
+        log.error("%s was interrupted: no metrics.json written", what)
+        raise RunInterrupted(143)
+
+
 def instantiate_group(cfg: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a config group (callbacks, loggers)."""
     if not cfg:
@@ -115,6 +138,8 @@ def split_records(module, datamodule) -> dict[str, dict]:
                 label_map=stats.label_map,
                 dropped_entities=stats.dropped_entities,
                 gold_entities=stats.entities,
+                repaired_gold_tags=stats.repaired_tags,
+                gold_scheme=stats.scheme,
             )
         out[name] = record
     return out

@@ -20,6 +20,7 @@ from xner.data.registry import DataRef
 from xner.lit.loading import load_checkpoint_module
 from xner.stats import paired_bootstrap
 from xner.tasks.common import (
+    fail_if_interrupted,
     finish_wandb,
     format_table,
     instantiate_group,
@@ -68,6 +69,8 @@ def _evaluate(cfg: DictConfig) -> dict:
     }
     rows, counts_by_ckpt = [], {}
     loggers = instantiate_group(cfg.get("logger"))
+    # one trainer for every checkpoint: under DDP its launcher starts the other processes once
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[], enable_checkpointing=False)
     for k, ckpt in enumerate(ckpts):
         tag = f"ckpt{k}" if len(ckpts) > 1 else "ckpt"
         with timer(record["timings_s"], tag):
@@ -76,15 +79,14 @@ def _evaluate(cfg: DictConfig) -> dict:
             datamodule = instantiate(
                 cfg.data, tokenizer=module.hparams.encoder, types=list(module.label_set.types)
             )
-            trainer = instantiate(
-                cfg.trainer, logger=loggers or False, callbacks=[], enable_checkpointing=False
-            )
-            trainer.test(module, datamodule=datamodule, verbose=False)
+            with fail_if_interrupted(trainer, f"testing {ckpt}"):
+                trainer.test(module, datamodule=datamodule, verbose=False)
         splits = split_records(module, datamodule)
         record["checkpoints"][ckpt] = splits
         counts_by_ckpt[ckpt] = {name: res["counts"] for name, res in module.eval_results["test"].items()}
-        write_predictions(out_dir / "predictions" / tag, module, datamodule)
-        print("\n" + split_table(splits, list(module.label_set.types), f"{ckpt}"))
+        if trainer.is_global_zero:
+            write_predictions(out_dir / "predictions" / tag, module, datamodule)
+            print("\n" + split_table(splits, list(module.label_set.types), f"{ckpt}"))
         for name, s in splits.items():
             rows.append(_split_row(ckpt, name, s))
         record["robustness"] += _drops(ckpt, splits, pairs)
@@ -110,6 +112,8 @@ def _evaluate(cfg: DictConfig) -> dict:
                     "significant": cmp.significant,
                 }
             )
+    if not trainer.is_global_zero:
+        return record  # every rank scored every sentence (gathered); rank 0 alone writes the files
     if record["robustness"]:
         print(
             "\n"

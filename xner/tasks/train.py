@@ -1,4 +1,9 @@
-"""The training task: fit a model on a DataModule, test it on every named split, write metrics.json."""
+"""The training task: fit a model on a DataModule, test it on every named split, write metrics.json.
+
+``metrics.json`` is written last, by rank 0 only, and only when the run finished: an interrupted run exits
+non-zero (:class:`~xner.tasks.common.RunInterrupted`) and leaves ``checkpoints/last.ckpt``, from which the
+same command with the same run dir resumes.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import logging
 from pathlib import Path
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
 
 from xner.tasks.common import (
+    fail_if_interrupted,
     finish_wandb,
     instantiate_group,
     peak_rss_mb,
@@ -38,7 +45,53 @@ def train(cfg: DictConfig) -> dict:
         finish_wandb()
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Refuse configurations that would run but report a wrong number.
+
+    Raises:
+        ValueError: no ``model.encoder`` (``model=hf`` alone), ``train=false`` without a checkpoint (it would test random weights), or distributed
+            training with Lightning's distributed sampler (xner's batch samplers shard data themselves).
+    """
+    if "encoder" in cfg.model.keys() and OmegaConf.is_missing(cfg.model, "encoder"):
+        raise ValueError(
+            "model.encoder is not set: give the HF encoder to fine-tune by hub name or directory, e.g. "
+            "model=hf model.encoder=xlm-roberta-base (or model=me5_small for the offline encoder)."
+        )
+    if not cfg.get("train", True) and cfg.get("test", True) and not cfg.get("ckpt_path"):
+        raise ValueError(
+            "train=false tests a model without training it, so it needs its weights: set "
+            "ckpt_path=<run dir>/checkpoints/best.ckpt (or use evaluate.py ckpt_path=...)."
+        )
+    if cfg.trainer.get("use_distributed_sampler", True) and cfg.trainer.get("strategy") not in (None, "auto"):
+        raise ValueError(
+            "trainer.use_distributed_sampler must be false: xner's length-bucketing and evaluation batch "
+            "samplers give each rank its share of the data themselves (and Lightning's sampler would pad "
+            "test sets with repeated sentences). Remove the override or set trainer.use_distributed_sampler=false."
+        )
+
+
+def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path``, else this run dir's ``last.ckpt`` when a previous,
+    interrupted run left one (``resume=false`` turns that off)."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if cfg.get("resume", True) and last.is_file():
+        log.warning("%s exists: resuming the interrupted run from it (resume=false starts afresh)", last)
+        return str(last)
+    return None
+
+
+def _final_checkpoint(trainer) -> str:
+    """The checkpoint to test: the best (or final) one, not the periodic ``last.ckpt`` for resuming."""
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.filename != "last" and cb.best_model_path:
+            return cb.best_model_path
+    return ""
+
+
 def _train(cfg: DictConfig) -> dict:
+    check_config(cfg)
     seed_and_threads(cfg)
     out_dir = Path(cfg.paths.output_dir)
     record: dict = {"task": cfg.task_name, "run_dir": str(out_dir), "timings_s": {}}
@@ -49,34 +102,48 @@ def _train(cfg: DictConfig) -> dict:
         callbacks = instantiate_group(cfg.get("callbacks"))
         loggers = instantiate_group(cfg.get("logger"))
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        if cfg.get("test", True) and datamodule.test_specs:
+            datamodule.check_test_splits()  # a typo in a test split fails now, not after training
     for lg in loggers:
         lg.log_hyperparams(resolved_config(cfg))
+    ckpt_path = resume_checkpoint(cfg, out_dir)
+    best = ""
     if cfg.get("train", True):
-        with timer(times, "fit"):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        record["resumed_from"] = ckpt_path
+        with timer(times, "fit"), fail_if_interrupted(trainer, "training"):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         record["train"] = {
             "sentences": len(datamodule.datasets["train"]),
             "encoding": vars(datamodule.encoding_stats["train"]),
         }
         if "val" in model.eval_results:
             record["val"] = {k: v["f1"] for k, v in model.eval_results["val"].items()}
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        best = _final_checkpoint(trainer)
+    else:
+        best = ckpt_path  # train=false: test the given checkpoint's weights (check_config insists on one)
     record["checkpoint"] = best or None
     if cfg.get("test", True) and datamodule.test_specs:
-        with timer(times, "test"):
+        with timer(times, "test"), fail_if_interrupted(trainer, "testing"):
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         record["splits"] = split_records(model, datamodule)
-        write_predictions(out_dir / "predictions", model, datamodule)
-        print(
-            "\n"
-            + split_table(
-                record["splits"],
-                list(datamodule.label_set.types),
-                f"Entity F1 per split ({cfg.task_name}, scored on {'/'.join(datamodule.label_set.types)})",
-            )
-        )
+        if trainer.is_global_zero:
+            write_predictions(out_dir / "predictions", model, datamodule)
+            types = list(datamodule.label_set.types)
+            title = f"Entity F1 per split ({cfg.task_name}, scored on {'/'.join(types)})"
+            print("\n" + split_table(record["splits"], types, title))
+    record["world_size"] = trainer.world_size
     record["peak_rss_mb"] = round(peak_rss_mb(), 1)
     record["config"] = resolved_config(cfg)
-    path = write_json(out_dir / "metrics.json", record)
-    log.info("Wrote %s", path)
+    if trainer.is_global_zero:
+        path = write_json(out_dir / "metrics.json", record)
+        log.info("Wrote %s", path)
+        _drop_resume_checkpoint(cfg, out_dir, best)
     return record
+
+
+def _drop_resume_checkpoint(cfg: DictConfig, out_dir: Path, final: str) -> None:
+    """A finished run needs ``last.ckpt`` only to train on later; ``keep_last_ckpt=false`` (the study's
+    students) deletes it once the final checkpoint is safely written."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if not cfg.get("keep_last_ckpt", True) and final and Path(final).resolve() != last.resolve():
+        last.unlink(missing_ok=True)
