@@ -18,9 +18,12 @@ from xner.distill import losses
 from xner.distill.layer_map import build_layer_map
 from xner.distill.student import (
     resolve_teacher_layers,
+    same_location,
     student_from_config,
     student_from_pretrained,
     student_from_teacher,
+    teacher_encoder_dir,
+    vocabulary_difference,
 )
 from xner.distill.teacher_cache import (
     TeacherCache,
@@ -137,6 +140,7 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         self.optimizer_factory = optimizer
         self._set_teacher(None)
         self._teacher_cache: TeacherCache | None = None
+        self._checked_tokenizers: set[tuple[str, str]] = set()
         if student_config is None:  # a new student: built from the teacher
             teacher_module = self._load_teacher_module(teacher_ckpt)
             teacher = teacher_module.model
@@ -229,16 +233,83 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         return sorted({t for _, t in self.layer_map}) if self.cfg.attention_weight > 0 else []
 
     def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
+            # Lightning sets the DataModule up first: its splits are encoded, nothing has read them yet.
+            self.check_data_tokenizer(datamodule, stage)
         if stage == "fit" and self.cfg.teacher_mode == "cached":
             self._teacher_cache = self.prepare_teacher_cache()
+
+    def check_data_tokenizer(self, datamodule, stage: str = "fit") -> None:
+        """Fail before any model reads a subword id when the data was encoded with another vocabulary.
+
+        A student initialised from teacher layers keeps the teacher's embedding matrix, so data encoded with
+        another tokenizer indexes the wrong rows, or rows past the end: an ``IndexError`` deep inside the
+        teacher-cache build or the first training step. An online teacher reads the student's ids too.
+
+        Args:
+            datamodule: a DataModule with ``tokenizer`` (loaded) and ``tokenizer_name``.
+            stage: the Lightning stage (the online teacher is checked only when fitting).
+
+        Raises:
+            ValueError: the DataModule's tokenizer does not give the ids the student (or the online teacher)
+                was trained on; the message names the tokenizer to use.
+        """
+        fix = (
+            "set data.tokenizer={expected}, or leave data.tokenizer out (the kd experiments take the "
+            "student's tokenizer from the teacher checkpoint)"
+        )
+        rows = self.student.encoder.get_input_embeddings().num_embeddings
+        if self.hparams.student.get("init", "teacher_layers") == "teacher_layers":
+            why = (
+                "A student built from teacher layers shares the teacher's embeddings, so its data must be "
+                "encoded with the tokenizer the teacher was trained with (recorded in "
+                f"{self.hparams.teacher_ckpt})."
+            )
+            self._check_vocabulary(
+                datamodule, self.hparams.encoder, "the teacher's tokenizer", rows, why, fix
+            )
+            return
+        why = "The data must be encoded with the student encoder's tokenizer."
+        role = "the student's own tokenizer (student.encoder)"
+        self._check_vocabulary(datamodule, self.hparams.encoder, role, rows, why, fix)
+        if stage == "fit" and self.cfg.teacher_mode == "online":
+            rows = self.teacher.encoder.get_input_embeddings().num_embeddings
+            why = "An online teacher (distill.teacher_mode=online) reads the student's subword ids."
+            fix = "use distill.teacher_mode=cached, which encodes the text again with the teacher's tokenizer"
+            self._check_vocabulary(
+                datamodule, self.teacher_encoder_dir, "the teacher's tokenizer", rows, why, fix
+            )
+
+    def _check_vocabulary(self, datamodule, expected: str, role: str, rows: int, why: str, fix: str) -> None:
+        found, expected = str(datamodule.tokenizer_name), str(expected)
+        if (found, expected) in self._checked_tokenizers or same_location(found, expected):
+            return
+        try:
+            reference = AutoTokenizer.from_pretrained(expected)
+        except OSError as err:
+            # The teacher's encoder dir may have moved since it was trained: check what still can be.
+            log.warning("cannot load %s to compare data.tokenizer with it (%s)", expected, err)
+            size = len(datamodule.tokenizer)
+            problem = f"it has {size} tokens, the model's embeddings {rows} rows" if size > rows else None
+        else:
+            # the data's own words too: a word-level or small vocabulary maps most probe words to unknown
+            words = [w for ds in datamodule.datasets.values() for s in ds.sentences[:20] for w in s.tokens]
+            problem = vocabulary_difference(datamodule.tokenizer, reference, words[:300])
+        if problem is not None:
+            raise ValueError(
+                f"data.tokenizer={found} does not have the vocabulary of {role}, {expected}: {problem}. "
+                f"{why} Fix: {fix.format(expected=expected)}."
+            )
+        self._checked_tokenizers.add((found, expected))
 
     def prepare_teacher_cache(self) -> TeacherCache:
         """Run the teacher once over the training split (or reuse a matching cache entry)."""
         datamodule = self.trainer.datamodule
         dataset = datamodule.datasets["train"]
         teacher_encoder = self.teacher_encoder_dir
-        encoded = dataset.encoded
-        if str(teacher_encoder) != str(self.hparams.encoder):
+        encoded, pad_token_id = dataset.encoded, datamodule.tokenizer.pad_token_id
+        if not same_location(teacher_encoder, self.hparams.encoder):
             if self.hidden_layers or self.attention_layers:
                 raise ValueError(
                     "hidden-state/attention distillation needs the teacher's tokenizer; this student "
@@ -246,6 +317,7 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
                 )
             tokenizer = AutoTokenizer.from_pretrained(teacher_encoder)
             encoded, _ = encode_sentences(dataset.sentences, tokenizer, None, datamodule.max_length)
+            pad_token_id = tokenizer.pad_token_id  # the student's pad id may not exist in the teacher's vocab
         key = cache_key(file_sha256(self.hparams.teacher_ckpt), encoded_sha256(encoded))
         root = Path(self.hparams.cache_dir or default_cache_dir() / "teacher") / key
         all_layers = (
@@ -260,7 +332,7 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             {
                 "teacher": self.teacher,
                 "encoded": encoded,
-                "pad_token_id": datamodule.tokenizer.pad_token_id,
+                "pad_token_id": pad_token_id,
                 "meta": {"teacher_ckpt": str(self.hparams.teacher_ckpt), "split": dataset.name},
             },
             build_hidden_layers=all_layers,
@@ -269,8 +341,7 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
     @property
     def teacher_encoder_dir(self) -> str:
         """The encoder directory (and tokenizer) the teacher was trained with."""
-        header = torch.load(self.hparams.teacher_ckpt, map_location="cpu", weights_only=True, mmap=True)
-        return header["hyper_parameters"]["encoder"]
+        return teacher_encoder_dir(self.hparams.teacher_ckpt)
 
     def teacher_outputs(self, batch: dict) -> dict:
         """Teacher word logits ``[B, W, L]`` (+ mask) and the hidden states/attentions the map needs."""

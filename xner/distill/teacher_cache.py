@@ -10,7 +10,8 @@ bytes, the encoded distillation data and the stored layers. It holds flat fp16 a
 - ``hidden_<t>``: hidden state ``t`` at every subword (``t`` = 0 embeddings .. L);
 - ``attention_<t>`` / ``attention_offsets``: layer ``t``'s attention maps ``[heads, len, len]``, flattened.
 
-``manifest.json`` records every file's size and sha256; a mismatch on load is reported and the entry rebuilt.
+``manifest.json`` records every file's size and sha256; a mismatch on load, or a missing, unreadable or invalid
+manifest, is logged as a warning and the entry deleted and rebuilt.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,43 @@ def layers_key(hidden_layers: Sequence[int], attention_layers: Sequence[int]) ->
     )
 
 
+def read_manifest(entry: str | Path) -> dict:
+    """The manifest of an entry, checked for the fields readers use.
+
+    Raises:
+        ValueError: the manifest is missing, unreadable, not valid JSON (e.g. half written when a build was
+            killed, or a full disk) or lacks ``files`` / ``meta`` with the stored layers and heads.
+    """
+    path = Path(entry) / "manifest.json"
+    if not path.is_file():
+        raise ValueError(f"teacher cache entry {entry} has no manifest.json (interrupted write?)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        meta = manifest["meta"]
+        if not isinstance(manifest["files"], dict):
+            raise TypeError(f"files is a {type(manifest['files']).__name__}, not an object")
+        for key in ("hidden_layers", "attention_layers"):
+            if not isinstance(meta[key], list):
+                raise TypeError(f"meta.{key} is a {type(meta[key]).__name__}, not a list")
+        if not isinstance(meta["heads"], int):
+            raise TypeError(f"meta.heads is a {type(meta['heads']).__name__}, not an int")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        # JSONDecodeError/UnicodeDecodeError are ValueErrors but carry no path: name the file here.
+        raise ValueError(f"unreadable or invalid {path}: {type(err).__name__}: {err}") from err
+    return manifest
+
+
+def remove_entry(entry: Path, reason: str) -> None:
+    """Log why an entry is broken and delete it (renamed first, so no reader sees it half deleted)."""
+    log.warning("teacher cache entry %s is broken (%s); deleting it so it is rebuilt", entry, reason)
+    trash = entry.with_name(f".del-{entry.name}-{os.getpid()}-{time.time_ns()}")
+    try:
+        os.replace(entry, trash)
+    except FileNotFoundError:  # another process removed it first
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 @dataclass
 class TeacherCache:
     """Read access to one cache entry (arrays are memory-mapped)."""
@@ -82,21 +120,22 @@ class TeacherCache:
     hidden: dict[int, np.ndarray]
     attention: dict[int, np.ndarray]
     attention_offsets: np.ndarray | None
+    meta: dict = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: str | Path, verify: bool = True) -> TeacherCache:
         """Open an entry; with ``verify``, check every file against the manifest.
 
         Raises:
-            ValueError: the entry is incomplete or a file does not match its manifest (size or checksum).
+            ValueError: the entry is incomplete, its manifest is unreadable or invalid, or a file does not
+                match its manifest (size or checksum).
         """
         path = Path(path)
-        manifest_path = path / "manifest.json"
-        if not manifest_path.is_file():
-            raise ValueError(f"teacher cache entry {path} has no manifest.json (interrupted write?)")
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_manifest(path)
         for name, info in manifest["files"].items():
             file = path / name
+            if not isinstance(info, dict) or not {"size", "sha256"} <= info.keys():
+                raise ValueError(f"teacher cache manifest in {path} has no size and sha256 for {name}")
             if not file.is_file() or file.stat().st_size != info["size"]:
                 raise ValueError(f"teacher cache file {file} is missing or has the wrong size")
             if verify and file_sha256(file) != info["sha256"]:
@@ -115,6 +154,7 @@ class TeacherCache:
             {t: load(f"hidden_{t}") for t in meta["hidden_layers"]},
             {t: load(f"attention_{t}") for t in meta["attention_layers"]},
             load("attention_offsets") if meta["attention_layers"] else None,
+            meta,
         )
 
     def __len__(self) -> int:
@@ -158,7 +198,7 @@ class TeacherCache:
     @property
     def attention_heads(self) -> int:
         """Heads per stored attention layer."""
-        return json.loads((self.path / "manifest.json").read_text())["meta"]["heads"]
+        return self.meta["heads"]
 
 
 @torch.inference_mode()
@@ -282,13 +322,20 @@ def build_teacher_cache(
 
 
 def find_entry(root: Path, hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> Path | None:
-    """A complete entry under ``root`` storing at least the requested layers (the smallest such entry)."""
+    """A complete entry under ``root`` storing at least the requested layers (the smallest such entry).
+
+    Entries without a manifest are skipped (an interrupted build; rebuilt when their layers are asked for);
+    entries whose manifest is unreadable or invalid are deleted with a warning, so they are rebuilt.
+    """
     best, best_size = None, None
     for entry in sorted(root.glob("h*_a*")) if root.is_dir() else []:
-        manifest = entry / "manifest.json"
-        if not manifest.is_file():
+        if not (entry / "manifest.json").is_file():
             continue
-        meta = json.loads(manifest.read_text())["meta"]
+        try:
+            meta = read_manifest(entry)["meta"]
+        except ValueError as err:
+            remove_entry(entry, str(err))
+            continue
         if set(hidden_layers) <= set(meta["hidden_layers"]) and set(attention_layers) <= set(
             meta["attention_layers"]
         ):
@@ -322,8 +369,7 @@ def get_or_build_teacher_cache(
             log.info("reusing teacher outputs %s", entry)
             return cache
         except ValueError as err:
-            log.warning("teacher cache entry is broken (%s); deleting it", err)
-            shutil.rmtree(entry)
+            remove_entry(entry, str(err))
     hidden = sorted(set(build_hidden_layers or ()) | set(hidden_layers))
     path = root / layers_key(hidden, attention_layers)
     root.mkdir(parents=True, exist_ok=True)
