@@ -4,7 +4,7 @@ import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from xner.metrics import entity_scores, strict_spans
+from xner.metrics import count_entities, entity_scores, scores_from_counts, strict_spans
 from xner.types import Span
 
 
@@ -46,3 +46,40 @@ def test_matches_seqeval_strict_on_random_predictions():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="sentence 0: 2 gold tags but 1 predicted"):
         entity_scores([["O", "O"]], [["O"]])
+
+
+def test_dontcare_ignores_predictions_on_removed_gold_entities():
+    # gold after mapping: "Obama" PER; "Monday" (a DATE) and "last week" (a DATE) were removed by the mapping
+    gold = [["B-PER", "O", "O", "O", "O", "O", "O"]]
+    removed = [(Span(2, 3, "DATE"), Span(4, 6, "DATE"))]
+    pred = [
+        [
+            "B-PER",  # exact: a true positive in both modes
+            "O",
+            "B-LOC",  # exactly on the removed DATE "Monday": ignored
+            "B-ORG",  # ORG over words 3-4: word 4 is the start of "last week",
+            "I-ORG",  # so it overlaps a removed span partly: ignored too
+            "O",
+            "B-LOC",  # word 6: elsewhere, a false positive
+        ]
+    ]
+    strict = count_entities(gold, pred, ["PER", "ORG", "LOC"])
+    dontcare = count_entities(gold, pred, ["PER", "ORG", "LOC"], ignore=removed)
+    assert strict.pred.sum() == 4 and strict.tp.sum() == 1 and strict.gold.sum() == 1
+    assert dontcare.pred.sum() == 2 and dontcare.tp.sum() == 1 and dontcare.gold.sum() == 1
+    assert dontcare.pred[0].tolist() == [1, 0, 1]  # the PER hit and the LOC at word 6
+    assert scores_from_counts(dontcare)["precision"] == 50.0
+    assert scores_from_counts(strict)["precision"] == 25.0
+    # with no removed spans the two modes agree
+    same = count_entities(gold, pred, ["PER", "ORG", "LOC"], ignore=[()])
+    assert same.pred.tolist() == strict.pred.tolist() and same.tp.tolist() == strict.tp.tolist()
+    with pytest.raises(ValueError, match="1 gold sentences but 2 sentences of ignore spans"):
+        count_entities(gold, pred, ignore=[(), ()])
+
+
+def test_dontcare_never_drops_an_exact_match():
+    # a removed span given by hand over a kept gold entity: the exact match still counts
+    counts = count_entities(
+        [["B-PER", "I-PER"]], [["B-PER", "I-PER"]], ["PER"], ignore=[(Span(1, 2, "DATE"),)]
+    )
+    assert counts.tp.sum() == 1 and counts.pred.sum() == 1

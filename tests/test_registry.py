@@ -69,3 +69,31 @@ def test_clear_errors(data_dir, tmp_path):
         load_split("conll2099::test", data_dir)
     with pytest.raises(FileNotFoundError, match="Data directory .* does not exist.*XNER_DATA"):
         load_split("conll2003::test", tmp_path / "missing")
+
+
+def test_removed_gold_entities_are_recorded_as_ignore_spans(tmp_path):
+    from xner.types import Span
+
+    fake = _fake_data_dir(
+        tmp_path / "data",
+        {
+            # an I-DATE after O is repaired to B-DATE first (as conlleval reads it), then removed
+            "masakhaner2/zzz/test.txt": "Juma B-PER\nalikuja O\njana B-DATE\nusiku I-DATE\n\n"
+            "leo I-DATE\nNairobi B-LOC\n\nsawa O\n",
+            "crossner/eng-zzz/test.txt": "Obama B-politician\nwon O\nthe O\n2008 B-election\nvote I-election\n"
+            "in O\nHawaii B-location\n",
+        },
+    )
+    sents, stats = load_split("masakhaner2:zzz:test", fake)
+    assert [s.ignore_spans for s in sents] == [(Span(2, 4, "DATE"),), (Span(0, 1, "DATE"),), ()]
+    assert sents[0].tags == ("B-PER", "O", "O", "O") and stats.dropped_entities == {"DATE": 2}
+    # renamed types are kept, types outside keep_types are removed and recorded with their original type
+    sents, stats = load_split("crossner.zzz:eng:test", fake)
+    assert sents[0].tags == ("B-PER", "O", "O", "O", "O", "O", "B-LOC")
+    assert sents[0].ignore_spans == (Span(3, 5, "election"),) and stats.dropped_entities == {"election": 1}
+    # copies keep the spans; no mapping removes nothing; unlabelled text has no gold and no ignore spans
+    assert sents[0].with_tags(None).ignore_spans == sents[0].ignore_spans
+    raw, _ = load_split("masakhaner2:zzz:test", fake, label_map="none", keep_types=None)
+    assert all(s.ignore_spans == () for s in raw)
+    hidden, _ = load_split("masakhaner2:zzz:test", fake, labelled=False)
+    assert all(s.ignore_spans == () and s.tags is None for s in hidden)

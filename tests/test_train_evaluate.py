@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from xner.io.conll import read_predictions_file
 from xner.lit.loading import load_checkpoint_module
 from xner.lit.tagger import WORD_EMBEDDING_KEY, TaggerModule
 
@@ -70,7 +71,17 @@ def test_evaluate_reproduces_training_test_scores(trained_run, tmp_path, data_di
     for split in ("eng_news", "swa_news"):
         assert evaluated[split]["f1"] == pytest.approx(trained[split]["f1"])
     lines = (out / "predictions" / "ckpt" / "eng_news.conll").read_text().splitlines()
-    assert len(lines[0].split()) == 3  # word, gold, predicted
+    assert len(lines[0].split()) == 4  # word, gold, predicted, removed gold entities
+    swa = evaluated["swa_news"]
+    # DATE entities removed by the mapping are the don't-care spans; ignoring predictions on them can only
+    # raise precision, and the gold entities are the same in both modes
+    assert swa["removed_gold_spans"] == swa["dropped_entities"]["DATE"] > 0
+    assert swa["precision_dontcare"] >= swa["precision"] and swa["recall_dontcare"] == swa["recall"]
+    assert swa["predicted_dontcare"] == swa["predicted"] - swa["ignored_predictions_dontcare"]
+    assert swa["f1_dontcare_ci95"][0] <= swa["f1_dontcare"] <= swa["f1_dontcare_ci95"][1]
+    assert set(swa["per_type_dontcare"]) == {"PER", "ORG", "LOC"} and swa["f1_partial"] >= swa["f1"]
+    removed = read_predictions_file(out / "predictions" / "ckpt" / "swa_news.conll").removed_spans()
+    assert sum(map(len, removed)) == swa["removed_gold_spans"]
     assert "eng_news" in (out / "metrics.csv").read_text()
     assert (out / "f1_by_split.png").stat().st_size > 5000
 
@@ -93,15 +104,39 @@ def test_evaluate_reports_drops_and_compares_checkpoints(trained_run, tmp_path, 
     with open(out / "robustness.csv") as handle:
         drops = list(csv.DictReader(handle))
     assert len(drops) == 2 and drops[0]["in_domain"] == "swa_news" and drops[0]["out_of_domain"] == "swa_wiki"
-    assert float(drops[0]["drop"]) == pytest.approx(float(drops[0]["f1_in"]) - float(drops[0]["f1_out"]))
+    for mode in ("dontcare", "strict"):
+        d = drops[0]
+        assert float(d[f"drop_{mode}"]) == pytest.approx(
+            float(d[f"f1_{mode}_in"]) - float(d[f"f1_{mode}_out"])
+        )
     with open(out / "comparisons.csv") as handle:
         same = list(csv.DictReader(handle))
     assert {r["split"] for r in same} == {"swa_news", "swa_wiki"}
     assert all(float(r["delta"]) == 0 and r["significant"] == "False" for r in same)  # a model vs itself
+    assert all(float(r["delta_dontcare"]) == 0 for r in same)
     with open(out / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["language"] for r in rows} == {"swa"} and rows[0]["label_map"] == "DATE->O"
     assert float(rows[0]["f1_ci_low"]) <= float(rows[0]["f1"]) <= float(rows[0]["f1_ci_high"])
+    news = next(r for r in rows if r["split"] == "swa_news")
+    assert (
+        float(news["f1_dontcare_ci_low"]) <= float(news["f1_dontcare"]) <= float(news["f1_dontcare_ci_high"])
+    )
+    assert int(news["removed_gold_spans"]) > 0 and {"f1_dontcare_PER", "f1_partial"} <= set(news)
+    # metrics.json's robustness uses the don't-care F1 of the splits
+    record = json.loads((out / "metrics.json").read_text())
+    ckpt_splits = next(iter(record["checkpoints"].values()))
+    assert record["robustness"][0]["f1_dontcare_in"] == ckpt_splits["swa_news"]["f1_dontcare"]
+    with open(out / "errors.csv") as handle:
+        errors = list(csv.DictReader(handle))
+    overall = [r for r in errors if r["split"] == "swa_news" and r["type"] == "all"]
+    assert len(overall) == 2  # one per checkpoint
+    gold_sides = ("exact", "boundary_gold", "type_gold", "boundary_type_gold", "missed")
+    assert (
+        sum(int(overall[0][c]) for c in gold_sides)
+        == int(overall[0]["gold_entities"])
+        == int(news["support"])
+    )
 
 
 def test_checkpoint_leaves_out_frozen_embeddings(tmp_path, me5_dir):
@@ -130,3 +165,44 @@ def test_load_non_xner_checkpoint(tmp_path):
         load_checkpoint_module(tmp_path / "x.ckpt")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_checkpoint_module(tmp_path / "missing.ckpt")
+
+
+def test_train_false_tests_the_given_checkpoint(trained_run, tmp_path, tiny_encoder, data_dir):
+    # train=false used to test a randomly initialised model; it must score the checkpoint's weights
+    out = tmp_path / "retest"
+    run(
+        "train.py",
+        "train=false",
+        f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
+        f"model.encoder={tiny_encoder}",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={out}",
+        "~data.test",
+        "+data.test={eng_news: {ref: 'conll2003::test', limit: 300}}",
+        cwd=ROOT,
+    )
+    trained = json.loads((trained_run / "metrics.json").read_text())["splits"]["eng_news"]
+    assert json.loads((out / "metrics.json").read_text())["splits"]["eng_news"]["f1"] == pytest.approx(
+        trained["f1"]
+    )
+
+
+def test_bad_test_split_fails_before_training(tmp_path, tiny_encoder, data_dir):
+    out = tmp_path / "typo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            f"model.encoder={tiny_encoder}",
+            f"paths.data_dir={data_dir}",
+            f"hydra.run.dir={out}",
+            "~data.test",
+            "+data.test={swa_wiki: 'wikiann:swa:tset'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "No split 'tset'" in proc.stderr
+    assert "Epoch 0" not in proc.stderr and not (out / "checkpoints").exists()  # failed before fitting

@@ -3,11 +3,20 @@
 Scores are built from per-sentence counts of true positives, predicted and gold entities per type, so a
 bootstrap can resample sentences without re-parsing tags. ``tests/test_metrics.py`` checks that the counts
 give exactly seqeval's ``classification_report(mode="strict", scheme=IOB2)`` numbers.
+
+Two scoring modes share these counts:
+
+- **strict** (the default, seqeval's): every predicted entity that is not an exact gold entity is a false
+  positive.
+- **don't-care** (``count_entities(..., ignore=...)``): a predicted entity that shares at least one word with
+  a gold entity the dataset's label mapping removed (MasakhaNER ``DATE``, CoNLL-2002 ``MISC``, ...; see
+  :attr:`xner.types.Sentence.ignore_spans`) and is not itself an exact match is neither a true nor a false
+  positive: it is left out of the predicted count. Gold counts are the same in both modes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +61,10 @@ class EntityCounts:
 
 
 def count_entities(
-    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str] | None = None
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    types: Sequence[str] | None = None,
+    ignore: Sequence[Iterable[Span]] | None = None,
 ) -> EntityCounts:
     """Count exact-match entities per sentence and type.
 
@@ -60,9 +72,14 @@ def count_entities(
         gold: gold tags per sentence.
         pred: predicted tags per sentence (same lengths).
         types: the types to report; default: every type seen in gold or predictions.
+        ignore: per sentence, don't-care spans (gold entities removed by a label mapping). When given, a
+            predicted entity overlapping any of them that is not an exact gold match is dropped from the
+            predicted counts (the don't-care mode); ``None`` scores strictly.
     """
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
+    if ignore is not None and len(ignore) != len(gold):
+        raise ValueError(f"{len(gold)} gold sentences but {len(ignore)} sentences of ignore spans")
     gold_spans, pred_spans = [], []
     for k, (g, p) in enumerate(zip(gold, pred, strict=True)):
         if len(g) != len(p):
@@ -75,13 +92,18 @@ def count_entities(
     shape = (len(gold), len(types))
     tp, npred, ngold = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape, np.int32)
     for k, (gs, ps) in enumerate(zip(gold_spans, pred_spans, strict=True)):
+        skip = tuple(ignore[k]) if ignore is not None else ()
         for s in gs:
             if s.label in col:
                 ngold[k, col[s.label]] += 1
         for s in ps:
-            if s.label in col:
-                npred[k, col[s.label]] += 1
-                tp[k, col[s.label]] += s in gs
+            if s.label not in col:
+                continue
+            hit = s in gs
+            if not hit and any(s.overlaps(z) for z in skip):
+                continue  # don't-care: on a removed gold entity, neither right nor wrong
+            npred[k, col[s.label]] += 1
+            tp[k, col[s.label]] += hit
     return EntityCounts(list(types), tp, npred, ngold)
 
 

@@ -38,6 +38,11 @@ class Sentence:
         id: a stable identifier, e.g. ``"masakhaner2/swa/test:17"`` (file-relative index).
         lang: ISO 639-3 language code.
         domain: free-text domain name (``news``, ``wikipedia``, ...).
+        meta: free-form extra information (not compared).
+        ignore_spans: gold entities that a label mapping removed from ``tags`` (their original types, e.g.
+            MasakhaNER ``DATE``), filled by :func:`xner.data.registry.load_split`. The don't-care score
+            (:func:`xner.metrics.count_entities` with ``ignore``) neither rewards nor penalises a prediction
+            that overlaps one of them.
     """
 
     tokens: tuple[str, ...]
@@ -46,10 +51,18 @@ class Sentence:
     lang: str = ""
     domain: str = ""
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    ignore_spans: tuple[Span, ...] = ()
 
     def __post_init__(self) -> None:
         # Normalise lists to tuples so sentences stay hashable and immutable.
         object.__setattr__(self, "tokens", tuple(self.tokens))
+        object.__setattr__(self, "ignore_spans", tuple(self.ignore_spans))
+        for span in self.ignore_spans:
+            if span.end > len(self.tokens):
+                raise ValueError(
+                    f"Sentence {self.id or '<no id>'}: ignore span {span} reaches past its {len(self.tokens)} "
+                    "words; ignore spans must lie inside the sentence."
+                )
         if self.tags is not None:
             object.__setattr__(self, "tags", tuple(self.tags))
             if len(self.tags) != len(self.tokens):
@@ -61,6 +74,16 @@ class Sentence:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def with_tags(self, tags: tuple[str, ...] | list[str] | None) -> Sentence:
-        """Return a copy with other tags (e.g. predictions or a label mapping)."""
-        return Sentence(self.tokens, tags, self.id, self.lang, self.domain, dict(self.meta))
+    def with_tags(
+        self,
+        tags: tuple[str, ...] | list[str] | None,
+        ignore_spans: tuple[Span, ...] | list[Span] | None = None,
+    ) -> Sentence:
+        """Return a copy with other tags (e.g. predictions or a label mapping).
+
+        Args:
+            tags: the new tags (``None`` for unlabelled text).
+            ignore_spans: new don't-care spans; ``None`` keeps this sentence's.
+        """
+        keep = self.ignore_spans if ignore_spans is None else ignore_spans
+        return Sentence(self.tokens, tags, self.id, self.lang, self.domain, dict(self.meta), keep)

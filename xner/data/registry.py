@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xner.io.conll import read_conll
-from xner.labels import map_types, repair_iob2, split_tag
+from xner.labels import map_types, repair_iob2, split_tag, tags_to_spans
 from xner.paths import resolve_data_dir
-from xner.types import Sentence
+from xner.types import Sentence, Span
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,9 @@ def load_split(
         data_dir: the data root (default: :func:`xner.paths.default_data_dir`).
         label_map: type renaming (see :func:`resolve_label_map`); applied before ``keep_types``.
         keep_types: entity types to keep after mapping; other types become ``O`` and are counted in
-            ``SplitStats.dropped_entities``. ``None`` keeps everything.
+            ``SplitStats.dropped_entities``. ``None`` keeps everything. Every gold entity removed by the
+            mapping or by ``keep_types`` is kept, with its original type, in the sentence's
+            :attr:`~xner.types.Sentence.ignore_spans` (for don't-care scoring).
         labelled: ``False`` hides the gold tags (unlabelled text for distillation).
         limit: read only the first ``limit`` sentences (for smoke runs); recorded in the stats.
 
@@ -237,7 +239,8 @@ def load_split(
         if keep_types is not None:
             tags = map_types(tags, {t: None for t in _types_in(tags) if t not in keep_types}, dropped)
         entities.update(split_tag(t)[1] for t in tags if t.startswith("B-"))
-        out.append(sent.with_tags(tags if labelled else None))
+        removed = _removed_spans(sent.tags, tags) if labelled else ()
+        out.append(sent.with_tags(tags if labelled else None, removed))
     stats = SplitStats(
         str(ref),
         "+".join(paths),
@@ -292,6 +295,15 @@ def _repair_gold(sentences: list[Sentence], ref: DataRef) -> tuple[list[Sentence
             changed,
         )
     return out, changed, scheme
+
+
+def _removed_spans(original: Sequence[str], mapped: Sequence[str]) -> tuple[Span, ...]:
+    """Entities of the (repaired IOB2) ``original`` tags that the mapping turned into ``O`` entirely.
+
+    A mapping renames or drops whole entities and keeps their prefixes, so an original entity either keeps
+    its boundaries under a new type or becomes all ``O``.
+    """
+    return tuple(s for s in tags_to_spans(original) if all(t == "O" for t in mapped[s.start : s.end]))
 
 
 def _types_in(tags: Sequence[str]) -> set[str]:

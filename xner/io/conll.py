@@ -11,10 +11,11 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from xner.labels import TAG_PATTERN
-from xner.types import Sentence
+from xner.labels import TAG_PATTERN, spans_to_tags, tags_to_spans
+from xner.types import Sentence, Span
 
 # Columns are separated by ASCII spaces and tabs only: str.split() would also cut at a no-break space
 # (U+00A0) or other Unicode spaces *inside* a word ("New\xa0York" -> "New" + a stray column).
@@ -162,28 +163,80 @@ def write_conll(
         raise
 
 
-def read_predictions(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
-    """Read a predictions file written by xner (``word gold predicted`` per line).
+PREDICTION_COLUMNS = ("word", "gold", "predicted", "removed")
 
-    Returns:
-        Words, gold tags and predicted tags, per sentence.
+
+@dataclass
+class PredictionsFile:
+    """The columns of a predictions file, per sentence.
+
+    Attributes:
+        words: the words.
+        gold: gold tags after the split's label mapping (what strict F1 is scored against).
+        pred: predicted tags.
+        removed: the optional 4th column: the gold entities the label mapping removed, with their original
+            types (``B-DATE I-DATE``), ``O`` elsewhere; ``None`` for 3-column files.
+    """
+
+    words: list[list[str]]
+    gold: list[list[str]]
+    pred: list[list[str]]
+    removed: list[list[str]] | None = None
+
+    def removed_spans(self) -> list[tuple[Span, ...]] | None:
+        """The removed gold entities per sentence (don't-care spans), or ``None`` without the 4th column."""
+        if self.removed is None:
+            return None
+        return [tuple(tags_to_spans(tags)) for tags in self.removed]
+
+
+def removed_tags(sentence: Sentence) -> list[str]:
+    """The 4th column of a predictions file: ``sentence.ignore_spans`` as IOB2 tags (``O`` elsewhere)."""
+    return spans_to_tags(sentence.ignore_spans, len(sentence))
+
+
+def read_predictions_file(path: str | Path) -> PredictionsFile:
+    """Read a predictions file written by xner: ``word gold predicted [removed]`` per line.
+
+    Files with 3 columns (older runs) and with 4 are both read; every line of one file needs the same number.
+
+    Raises:
+        ConllFormatError: a line with another number of columns, or a malformed tag.
     """
     path = Path(path)
-    words: list[list[str]] = [[]]
-    gold: list[list[str]] = [[]]
-    pred: list[list[str]] = [[]]
+    rows: list[list[list[str]]] = [[]]
+    width = None
     with path.open(encoding="utf-8") as handle:
         for line_no, raw in enumerate(handle, start=1):
             cols = raw.split()
             if not cols:
-                if words[-1]:
-                    words.append([]), gold.append([]), pred.append([])
+                if rows[-1]:
+                    rows.append([])
                 continue
-            if len(cols) != 3:
+            if len(cols) not in (3, 4) or (width is not None and len(cols) != width):
+                expected = "'word gold predicted [removed]'" if width is None else f"{width} columns"
                 raise ConllFormatError(
-                    path, line_no, f"expected 'word gold predicted', found {raw.strip()!r}"
+                    path,
+                    line_no,
+                    f"expected {expected} as on the lines before, found {raw.strip()!r}",
                 )
-            words[-1].append(cols[0]), gold[-1].append(cols[1]), pred[-1].append(cols[2])
-    if not words[-1]:
-        words.pop(), gold.pop(), pred.pop()
-    return words, gold, pred
+            for tag in cols[1:]:
+                if not TAG_PATTERN.match(tag):
+                    raise ConllFormatError(path, line_no, f"malformed tag {tag!r} in {raw.strip()!r}")
+            width = len(cols)
+            rows[-1].append(cols)
+    if not rows[-1]:
+        rows.pop()
+    columns = [[[c[i] for c in sent] for sent in rows] for i in range(width or 3)]
+    return PredictionsFile(*columns[:3], columns[3] if width == 4 else None)
+
+
+def read_predictions(path: str | Path) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """Read a predictions file written by xner (``word gold predicted [removed]`` per line).
+
+    Returns:
+        Words, gold tags and predicted tags, per sentence (the optional 4th column is read by
+        :func:`read_predictions_file`).
+    """
+    data = read_predictions_file(path)
+    return data.words, data.gold, data.pred

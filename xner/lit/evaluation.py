@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import torch
 
+from xner.errors import error_breakdown
 from xner.labels import LabelSet
 from xner.metrics import count_entities, scores_from_counts
 from xner.stats import bootstrap_f1
@@ -38,8 +39,11 @@ class SplitEvaluationMixin:
     The host calls :meth:`init_evaluation` in ``__init__`` and its ``forward(input_ids, attention_mask)``
     returns an object with ``.logits``; the val/test hooks below need nothing else (override
     ``validation_step`` to log a loss too, calling :meth:`collect`). Metric names:
-    ``val/f1`` (first validation split) and ``test/<split>/f1``, ``test/<split>/f1_<TYPE>``, ... Results with
-    predictions stay in ``self.eval_results[stage][split]`` for writers (predictions files, metrics.json).
+    ``val/f1`` (first validation split) and ``test/<split>/f1``, ``test/<split>/f1_<TYPE>``, ... (strict),
+    ``test/<split>/f1_dontcare`` (predictions on gold entities the label mapping removed ignored) and
+    ``test/<split>/f1_partial`` (overlap match). Results with predictions, counts (``counts``,
+    ``counts_dontcare``, ``counts_partial``) and, for test, the error breakdown (``errors``) stay in
+    ``self.eval_results[stage][split]`` for writers (predictions files, metrics.json).
     """
 
     label_set: LabelSet
@@ -101,25 +105,35 @@ class SplitEvaluationMixin:
                     stage,
                 )
             order = sorted(preds)
-            gold = [dataset.sentences[i].tags for i in order]
+            sentences = [dataset.sentences[i] for i in order]
+            gold = [sent.tags for sent in sentences]
+            ignore = [sent.ignore_spans for sent in sentences]
             pred = [preds[i][0] for i in order]
             truncated = sum(preds[i][1] for i in order)
-            counts = count_entities(gold, pred, self.label_set.types)
-            scores = scores_from_counts(counts)
-            if stage == "test" and len(counts):
-                ci = bootstrap_f1(counts, resamples=self.bootstrap_resamples)
-                scores["f1_ci95"] = [ci.low, ci.high]
-            scores["truncated_words"] = truncated
             name = dataset.name or f"split{k}"
-            results[name] = {**scores, "predictions": pred, "indices": order, "counts": counts}
+            counts = count_entities(gold, pred, self.label_set.types)
+            counts_dc = count_entities(gold, pred, self.label_set.types, ignore=ignore)
+            scores = {**scores_from_counts(counts), **self._dontcare_scores(counts, counts_dc)}
+            scores["removed_gold_spans"] = sum(len(spans) for spans in ignore)
+            results[name] = {"counts": counts, "counts_dontcare": counts_dc}
+            if stage == "test":
+                errors = error_breakdown(gold, pred, self.label_set.types, ignore=ignore)
+                partial = scores_from_counts(errors.partial)
+                scores.update({f"{m}_partial": partial[m] for m in ("f1", "precision", "recall")})
+                results[name].update(errors=errors, counts_partial=errors.partial)
+                if len(counts):
+                    ci = bootstrap_f1(counts, resamples=self.bootstrap_resamples)
+                    ci_dc = bootstrap_f1(counts_dc, resamples=self.bootstrap_resamples)
+                    scores["f1_ci95"], scores["f1_dontcare_ci95"] = [ci.low, ci.high], [ci_dc.low, ci_dc.high]
+            scores["truncated_words"] = truncated
+            results[name].update(scores, predictions=pred, indices=order)
             if stage == "val":
                 if k == 0:
                     self.log("val/f1", scores["f1"], prog_bar=True, add_dataloader_idx=False)
                 self.log(f"val/{name}/f1", scores["f1"], add_dataloader_idx=False)
             else:
-                self.log(f"test/{name}/f1", scores["f1"], add_dataloader_idx=False)
-                self.log(f"test/{name}/precision", scores["precision"], add_dataloader_idx=False)
-                self.log(f"test/{name}/recall", scores["recall"], add_dataloader_idx=False)
+                for metric in ("f1", "precision", "recall", "f1_dontcare", "f1_partial"):
+                    self.log(f"test/{name}/{metric}", scores[metric], add_dataloader_idx=False)
                 for t, s in scores["per_type"].items():
                     self.log(f"test/{name}/f1_{t}", s["f1"], add_dataloader_idx=False)
             if truncated:
@@ -131,6 +145,15 @@ class SplitEvaluationMixin:
                 )
         self.eval_results[stage] = results
         return results
+
+    @staticmethod
+    def _dontcare_scores(strict, dontcare) -> dict:
+        """The don't-care scores under ``*_dontcare`` names, and how many predictions the mode ignored."""
+        scores = scores_from_counts(dontcare)
+        out = {f"{m}_dontcare": scores[m] for m in ("f1", "precision", "recall", "predicted")}
+        out["per_type_dontcare"] = scores["per_type"]
+        out["ignored_predictions_dontcare"] = int(strict.pred.sum() - dontcare.pred.sum())
+        return out
 
     # Lightning hooks: collect predictions per split, score them at the end of the epoch.
     def on_validation_epoch_start(self) -> None:

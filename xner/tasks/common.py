@@ -17,7 +17,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from xner.io.conll import write_conll
+from xner.io.conll import removed_tags, write_conll
+from xner.tables import format_table  # also imported from here by the tasks
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,23 @@ def resolved_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
 
 
+RESULT_OBJECTS = ("predictions", "indices", "counts", "counts_dontcare", "counts_partial", "errors")
+
+
 def split_records(module, datamodule) -> dict[str, dict]:
-    """Scores per test split with what was mapped, dropped and truncated, for metrics.json."""
+    """Scores per test split with what was mapped, dropped and truncated, for metrics.json.
+
+    Strict scores are ``f1``, ``precision``, ``recall``, ``f1_ci95`` and ``per_type``; the don't-care scores
+    (predictions on gold entities the label mapping removed are ignored) the same names with ``_dontcare``
+    (``f1_dontcare``, ``f1_dontcare_ci95``, ``per_type_dontcare``, ...), with ``removed_gold_spans`` and
+    ``ignored_predictions_dontcare``; partial-match scores end in ``_partial``; ``errors`` holds the error
+    breakdown rows of :meth:`xner.errors.ErrorBreakdown.rows`.
+    """
     out = {}
     for name, res in module.eval_results.get("test", {}).items():
-        record = {k: v for k, v in res.items() if k not in ("predictions", "indices", "counts")}
+        record = {k: v for k, v in res.items() if k not in RESULT_OBJECTS}
+        if res.get("errors") is not None:
+            record["errors"] = res["errors"].rows()
         stats = datamodule.split_stats.get(name)
         if stats is not None:
             record.update(
@@ -146,52 +159,44 @@ def split_records(module, datamodule) -> dict[str, dict]:
 
 
 def write_predictions(out_dir: Path, module, datamodule) -> list[Path]:
-    """Write each test split's sentences with gold and predicted tags (``word gold pred``) as CoNLL."""
+    """Write each test split as CoNLL: ``word gold predicted removed`` (see
+    :func:`xner.io.conll.read_predictions_file`; ``removed`` holds the gold entities the label mapping
+    removed, with their original types, for don't-care scoring)."""
     paths = []
     for name, res in module.eval_results.get("test", {}).items():
         dataset = datamodule.datasets[name]
         sentences = [dataset.sentences[i] for i in res["indices"]]
         paths.append(Path(out_dir) / f"{name}.conll")
-        write_conll(paths[-1], sentences, [res["predictions"]])
+        write_conll(paths[-1], sentences, [res["predictions"], [removed_tags(s) for s in sentences]])
     return paths
 
 
-def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:
-    """A plain-text table for terminals and logs: numbers right-aligned with one decimal, text left-aligned."""
-
-    def cell(v: Any) -> str:
-        return f"{v:.1f}" if isinstance(v, float) else str(v)
-
-    body = [[cell(r.get(c, "")) for c in columns] for r in rows]
-    numeric = [all(isinstance(r.get(c), int | float) for r in rows) for c in columns]
-    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(columns)]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
-        )
-
-    lines = [title] if title else []
-    lines += [line(columns), "  ".join("-" * w for w in widths)] + [line(b) for b in body]
-    return "\n".join(line_.rstrip() for line_ in lines)
-
-
 def split_table(splits: dict[str, dict], types: list[str], title: str = "") -> str:
-    """Table of F1/precision/recall and per-type F1 per split."""
+    """Table per split: strict F1 (with its 95% interval), P, R, per-type strict F1, the don't-care F1 (with
+    its interval) and the partial-match F1; a legend line under the table says which is which."""
     rows = []
     for name, s in splits.items():
-        ci = s.get("f1_ci95")
+        ci, ci_dc = s.get("f1_ci95"), s.get("f1_dontcare_ci95")
         row = {
             "split": name,
             "F1": s["f1"],
             "95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "",
             "P": s["precision"],
             "R": s["recall"],
+            "F1 dc": s.get("f1_dontcare"),
+            "dc 95% CI": f"[{ci_dc[0]:.1f}, {ci_dc[1]:.1f}]" if ci_dc else "",
+            "F1 partial": s.get("f1_partial"),
             "entities": s["support"],
+            "removed": s.get("removed_gold_spans"),
             "sentences": s["sentences"],
         }
         row.update({f"F1 {t}": s["per_type"][t]["f1"] for t in types if t in s["per_type"]})
         rows.append(row)
-    return format_table(
-        rows, ["split", "F1", "95% CI", "P", "R", *[f"F1 {t}" for t in types], "entities", "sentences"], title
+    columns = ["split", "F1", "95% CI", "P", "R", *[f"F1 {t}" for t in types], "F1 dc", "dc 95% CI"]
+    columns += ["F1 partial", "entities", "removed", "sentences"]
+    legend = (
+        "F1, P, R, F1 <type>: strict (exact match). F1 dc: don't-care (a prediction overlapping a gold entity "
+        "that the label mapping removed, counted in 'removed', is neither right nor wrong). F1 partial: a "
+        "prediction overlapping a gold entity of its type is right."
     )
+    return format_table(rows, columns, title) + "\n" + legend

@@ -1,10 +1,17 @@
 """The evaluation task: score checkpoints on named domain splits; report robustness to domain shift.
 
+Two scores are reported side by side: **strict** F1 (``f1``, seqeval's exact match: a prediction on a gold
+entity that the split's label mapping removed, e.g. a MasakhaNER DATE, is a false positive) and
+**don't-care** F1 (``f1_dontcare``: such predictions count neither way; see :mod:`xner.metrics`).
+
 Per run it writes ``metrics.json`` (everything below, plus the resolved config), ``metrics.csv`` (a row per
-checkpoint, language and split: F1 with its 95% bootstrap interval, precision, recall, per-type F1, support
-and the label mapping used), ``robustness.csv`` (a row per checkpoint and in-domain/out-of-domain pair: the
-drop in F1, absolute and relative), ``comparisons.csv`` (each further checkpoint against the first on the same
-sentences, by paired bootstrap) and ``predictions/<ckpt>/<split>.conll`` (word, gold, predicted).
+checkpoint, language and split: strict F1 with its 95% bootstrap interval, precision, recall, per-type F1,
+support, the don't-care F1 with its interval, precision, recall and per-type F1, the partial-match F1, the
+label mapping used and how many gold entities it removed), ``robustness.csv`` (a row per checkpoint and
+in-domain/out-of-domain pair: the drop in don't-care F1, absolute and relative, then the same on strict F1),
+``comparisons.csv`` (each further checkpoint against the first on the same sentences, by paired bootstrap of
+strict and of don't-care F1), ``errors.csv`` (a row per checkpoint, split and type: the error breakdown of
+:mod:`xner.errors`) and ``predictions/<ckpt>/<split>.conll`` (word, gold, predicted, removed gold entities).
 """
 
 from __future__ import annotations
@@ -67,7 +74,7 @@ def _evaluate(cfg: DictConfig) -> dict:
         "comparisons": [],
         "timings_s": {},
     }
-    rows, counts_by_ckpt = [], {}
+    rows, error_rows, counts_by_ckpt = [], [], {}
     loggers = instantiate_group(cfg.get("logger"))
     # one trainer for every checkpoint: under DDP its launcher starts the other processes once
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[], enable_checkpointing=False)
@@ -83,68 +90,41 @@ def _evaluate(cfg: DictConfig) -> dict:
                 trainer.test(module, datamodule=datamodule, verbose=False)
         splits = split_records(module, datamodule)
         record["checkpoints"][ckpt] = splits
-        counts_by_ckpt[ckpt] = {name: res["counts"] for name, res in module.eval_results["test"].items()}
+        counts_by_ckpt[ckpt] = {
+            name: (res["counts"], res["counts_dontcare"]) for name, res in module.eval_results["test"].items()
+        }
         if trainer.is_global_zero:
             write_predictions(out_dir / "predictions" / tag, module, datamodule)
             print("\n" + split_table(splits, list(module.label_set.types), f"{ckpt}"))
         for name, s in splits.items():
             rows.append(_split_row(ckpt, name, s))
+            error_rows += [{"checkpoint": ckpt, "split": name, **r} for r in s.get("errors", [])]
         record["robustness"] += _drops(ckpt, splits, pairs)
     for ckpt in ckpts[1:]:
         for name in counts_by_ckpt[ckpts[0]]:
-            cmp = paired_bootstrap(
-                counts_by_ckpt[ckpt][name],
-                counts_by_ckpt[ckpts[0]][name],
-                resamples=int(boot.get("resamples", 1000)),
-                seed=int(boot.get("seed", 0)),
-            )
             record["comparisons"].append(
-                {
-                    "checkpoint": ckpt,
-                    "reference": ckpts[0],
-                    "split": name,
-                    "f1": cmp.f1_a,
-                    "reference_f1": cmp.f1_b,
-                    "delta": cmp.delta,
-                    "ci_low": cmp.low,
-                    "ci_high": cmp.high,
-                    "p_value": cmp.p_value,
-                    "significant": cmp.significant,
-                }
+                _compare(
+                    ckpt, ckpts[0], name, counts_by_ckpt[ckpt][name], counts_by_ckpt[ckpts[0]][name], boot
+                )
             )
     if not trainer.is_global_zero:
         return record  # every rank scored every sentence (gathered); rank 0 alone writes the files
     if record["robustness"]:
-        print(
-            "\n"
-            + format_table(
-                record["robustness"],
-                [
-                    "checkpoint",
-                    "pair",
-                    "in_domain",
-                    "out_of_domain",
-                    "f1_in",
-                    "f1_out",
-                    "drop",
-                    "relative_drop_%",
-                ],
-                "Robustness: in-domain -> out-of-domain drop in F1",
-            )
-        )
+        print("\n" + format_table(record["robustness"], ROBUSTNESS_COLUMNS, ROBUSTNESS_TITLE))
     plot_splits(rows, out_dir / "f1_by_split.png")
     _write_csv(out_dir / "metrics.csv", rows)
     _write_csv(out_dir / "robustness.csv", record["robustness"])
     _write_csv(out_dir / "comparisons.csv", record["comparisons"])
+    _write_csv(out_dir / "errors.csv", error_rows)
     record["peak_rss_mb"] = round(peak_rss_mb(), 1)
     record["config"] = resolved_config(cfg)
     write_json(out_dir / "metrics.json", record)
-    log.info("Wrote metrics.json, metrics.csv, robustness.csv and predictions/ into %s", out_dir)
+    log.info("Wrote metrics.json, metrics.csv, robustness.csv, errors.csv and predictions/ into %s", out_dir)
     return record
 
 
 def plot_splits(rows: list[dict], path: Path) -> Path | None:
-    """Bar chart of F1 per split (95% bootstrap intervals as error bars), one bar colour per checkpoint."""
+    """Bar chart of strict F1 per split (95% bootstrap intervals as error bars), one bar colour per checkpoint."""
     if not rows:
         return None
     import matplotlib  # noqa: PLC0415 - plotting only here
@@ -165,7 +145,7 @@ def plot_splits(rows: list[dict], path: Path) -> Path | None:
         label = Path(ckpt).parent.parent.name if len(ckpts) > 1 else None
         ax.bar(xs, f1, width, yerr=[low, high], capsize=2, label=label)
     ax.set_xticks(range(len(splits)), splits, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel("entity F1 (%), 95% bootstrap CI")
+    ax.set_ylabel("strict entity F1 (%), 95% bootstrap CI")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
     if len(ckpts) > 1:
@@ -177,8 +157,10 @@ def plot_splits(rows: list[dict], path: Path) -> Path | None:
 
 
 def _split_row(ckpt: str, name: str, s: dict) -> dict:
+    """A metrics.csv row: strict scores under the plain names, don't-care ones with ``_dontcare``."""
     ref = DataRef.parse(s["ref"]) if s.get("ref") else None
     ci = s.get("f1_ci95") or [None, None]
+    ci_dc = s.get("f1_dontcare_ci95") or [None, None]
     mapping = s.get("label_map") or {}
     return {
         "checkpoint": ckpt,
@@ -194,30 +176,82 @@ def _split_row(ckpt: str, name: str, s: dict) -> dict:
         "sentences": s["sentences"],
         **{f"f1_{t}": v["f1"] for t, v in s["per_type"].items()},
         **{f"support_{t}": v["support"] for t, v in s["per_type"].items()},
+        "f1_dontcare": s.get("f1_dontcare"),
+        "f1_dontcare_ci_low": ci_dc[0],
+        "f1_dontcare_ci_high": ci_dc[1],
+        "precision_dontcare": s.get("precision_dontcare"),
+        "recall_dontcare": s.get("recall_dontcare"),
+        **{f"f1_dontcare_{t}": v["f1"] for t, v in (s.get("per_type_dontcare") or {}).items()},
+        "removed_gold_spans": s.get("removed_gold_spans"),
+        "ignored_predictions_dontcare": s.get("ignored_predictions_dontcare"),
+        "f1_partial": s.get("f1_partial"),
+        "precision_partial": s.get("precision_partial"),
+        "recall_partial": s.get("recall_partial"),
         "label_map": "; ".join(f"{a}->{b or 'O'}" for a, b in mapping.items()) or "identity",
         "dropped_entities": "; ".join(f"{a}:{n}" for a, n in (s.get("dropped_entities") or {}).items()),
     }
 
 
+def _compare(ckpt: str, reference: str, split: str, counts: tuple, ref_counts: tuple, boot) -> dict:
+    """Paired bootstrap of ``ckpt`` against ``reference`` on one split, strict (plain names) and don't-care."""
+    out = {"checkpoint": ckpt, "reference": reference, "split": split}
+    for (a, b), suffix in zip(zip(counts, ref_counts, strict=True), ("", "_dontcare"), strict=True):
+        cmp = paired_bootstrap(
+            a, b, resamples=int(boot.get("resamples", 1000)), seed=int(boot.get("seed", 0))
+        )
+        out.update(
+            {
+                f"f1{suffix}": cmp.f1_a,
+                f"reference_f1{suffix}": cmp.f1_b,
+                f"delta{suffix}": cmp.delta,
+                f"ci_low{suffix}": cmp.low,
+                f"ci_high{suffix}": cmp.high,
+                f"p_value{suffix}": cmp.p_value,
+                f"significant{suffix}": cmp.significant,
+            }
+        )
+    return out
+
+
+ROBUSTNESS_COLUMNS = [
+    "checkpoint",
+    "pair",
+    "in_domain",
+    "out_of_domain",
+    "f1_dontcare_in",
+    "f1_dontcare_out",
+    "drop_dontcare",
+    "relative_drop_dontcare_%",
+    "f1_strict_in",
+    "f1_strict_out",
+    "drop_strict",
+    "relative_drop_strict_%",
+]
+ROBUSTNESS_TITLE = (
+    "Robustness: in-domain -> out-of-domain drop in don't-care F1 (predictions on gold entities the label "
+    "mapping removed count neither way), then in strict F1"
+)
+
+
 def _drops(ckpt: str, splits: dict, pairs: dict[str, tuple[str, str]]) -> list[dict]:
+    """robustness.csv rows: the drop in don't-care F1 (``*_dontcare``) first, then in strict F1 (``*_strict``)."""
     out = []
     for name, (ind, ood) in pairs.items():
         if ind not in splits or ood not in splits:
             log.warning("robustness pair %s needs splits %s and %s; skipped", name, ind, ood)
             continue
-        f_in, f_out = splits[ind]["f1"], splits[ood]["f1"]
-        out.append(
-            {
-                "checkpoint": ckpt,
-                "pair": name,
-                "in_domain": ind,
-                "out_of_domain": ood,
-                "f1_in": f_in,
-                "f1_out": f_out,
-                "drop": f_in - f_out,
-                "relative_drop_%": 100 * (f_in - f_out) / f_in if f_in else float("nan"),
-            }
-        )
+        row = {"checkpoint": ckpt, "pair": name, "in_domain": ind, "out_of_domain": ood}
+        for key, mode in (("f1_dontcare", "dontcare"), ("f1", "strict")):
+            f_in, f_out = splits[ind][key], splits[ood][key]
+            row.update(
+                {
+                    f"f1_{mode}_in": f_in,
+                    f"f1_{mode}_out": f_out,
+                    f"drop_{mode}": f_in - f_out,
+                    f"relative_drop_{mode}_%": 100 * (f_in - f_out) / f_in if f_in else float("nan"),
+                }
+            )
+        out.append(row)
     return out
 
 
