@@ -12,6 +12,10 @@ Reads every ``metrics.json`` under the given directories (train runs) and writes
 - ``comparisons.csv``: each (series, x) against ``--baseline`` on the same test sentences, by a two-level
   paired bootstrap (runs paired by seed, and sentences, resampled; the decision), plus the sentences-only
   interval and p-value (needs the runs' ``predictions/<split>.conll``);
+- ``summary.csv`` and ``comparisons.csv`` hold every figure twice, in a ``score`` column: ``strict`` (seqeval
+  strict F1) and ``dontcare`` (predictions overlapping gold spans that the label mapping removed, such as
+  MasakhaNER DATE or NCHLT MISC, are neither true nor false positives; runs made before that scoring existed
+  have no don't-care rows); the plots show don't-care when every run has it, and say which;
 - ``aggregate.json``: what was aggregated (x, series, pairs, baseline, input root, run dirs, what was
   incomplete);
 - ``f1_vs_<x>.png`` and ``drop_vs_<x>.png``: means with ±1 std error bars over seeds.
@@ -38,7 +42,7 @@ from typing import Any
 
 from xner.aggregate_plots import plot, sort_key
 from xner.completeness import IncompleteResults, incomplete_message, results_problems
-from xner.io.conll import read_predictions
+from xner.io.conll import read_predictions_file
 from xner.metrics import EntityCounts, count_entities
 from xner.stats import mean_std, paired_bootstrap, paired_bootstrap_drop
 
@@ -82,6 +86,8 @@ def load_rows(runs: Sequence[Path], keys: Sequence[str]) -> list[dict]:
                     "f1": s["f1"],
                     "ci_low": ci[0],
                     "ci_high": ci[1],
+                    # don't-care: predictions on gold spans the label mapping removed are not counted
+                    "f1_dontcare": s.get("f1_dontcare"),
                     "precision": s["precision"],
                     "recall": s["recall"],
                     "support": s["support"],
@@ -91,14 +97,26 @@ def load_rows(runs: Sequence[Path], keys: Sequence[str]) -> list[dict]:
     return rows
 
 
+SCORES = {"strict": "f1", "dontcare": "f1_dontcare"}
+
+
 def summarise(
-    rows: Sequence[dict], x: str, series: Sequence[str], pairs: Sequence[tuple[str, str]]
+    rows: Sequence[dict],
+    x: str,
+    series: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    score: str = "strict",
 ) -> list[dict]:
-    """Mean ± std over seeds per (series, x, split), plus the drop for each (in-domain, out-of-domain) pair."""
+    """Mean ± std over seeds per (series, x, split), plus the drop for each (in-domain, out-of-domain) pair.
+
+    ``score`` is ``strict`` (seqeval strict F1) or ``dontcare`` (predictions overlapping gold spans that the
+    label mapping removed are left out); runs recorded before don't-care scoring existed have none.
+    """
     group_keys = [*series, x]
     by_group: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
-        by_group[tuple(r[k] for k in group_keys)][r["run"]][r["split"]] = r["f1"]
+        if r.get(SCORES[score]) is not None:
+            by_group[tuple(r[k] for k in group_keys)][r["run"]][r["split"]] = r[SCORES[score]]
     out = []
     for group, runs in sorted(by_group.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
         base = dict(zip(group_keys, group, strict=True))
@@ -109,6 +127,7 @@ def summarise(
             out.append(
                 {
                     **base,
+                    "score": score,
                     "split": split,
                     "metric": "f1",
                     "runs": len(values),
@@ -127,6 +146,7 @@ def summarise(
             out.append(
                 {
                     **base,
+                    "score": score,
                     "split": f"{ind}->{ood}",
                     "metric": "drop",
                     "runs": len(drops),
@@ -140,6 +160,7 @@ def summarise(
                 out.append(
                     {
                         **base,
+                        "score": score,
                         "split": f"{ind}->{ood}",
                         "metric": "relative_drop_%",
                         "runs": len(rel),
@@ -151,12 +172,15 @@ def summarise(
     return out
 
 
-def _counts(run: str, split: str) -> EntityCounts | None:
+def _counts(run: str, split: str, score: str = "strict") -> EntityCounts | None:
     path = Path(run) / "predictions" / f"{split}.conll"
     if not path.is_file():
         return None
-    _, gold, pred = read_predictions(path)
-    return count_entities(gold, pred)
+    data = read_predictions_file(path)
+    if score == "strict":
+        return count_entities(data.gold, data.pred)
+    removed = data.removed_spans()  # None: a file written before removed spans were recorded
+    return None if removed is None else count_entities(data.gold, data.pred, ignore=removed)
 
 
 def compare_to_baseline(
@@ -166,8 +190,10 @@ def compare_to_baseline(
     baseline: dict[str, str],
     resamples: int = 1000,
     pairs: Sequence[tuple[str, str]] = (),
+    score: str = "strict",
 ) -> list[dict]:
-    """Paired bootstrap (pooled seeds) of every (series, x) group against the baseline group, per split.
+    """Paired bootstrap (pooled seeds) of every (series, x) group against the baseline group, per split,
+    on the counts of ``score`` (``strict`` or ``dontcare``; see :func:`summarise`).
 
     For each (in, out) pair the *drop* is compared too: the statistic is the difference of drops, resampling
     the in-domain and out-of-domain sentences independently (they are different test sets).
@@ -198,34 +224,38 @@ def compare_to_baseline(
         if ref_group is None:
             continue
         for split in splits:
-            a = [c for run in by_seed(runs) if (c := _counts(run, split)) is not None]
-            b = [c for run in by_seed(runs_by_group[ref_group]) if (c := _counts(run, split)) is not None]
+            a = [c for run in by_seed(runs) if (c := _counts(run, split, score)) is not None]
+            b = [
+                c
+                for run in by_seed(runs_by_group[ref_group])
+                if (c := _counts(run, split, score)) is not None
+            ]
             if not a or not b:
                 continue
             cmp = paired_bootstrap(a, b, resamples=resamples)
             cmp_sentences = paired_bootstrap(a, b, resamples=resamples, resample_runs=False)
-            out.append(_comparison_row(values, split, "f1", baseline, len(a), len(b), cmp, cmp_sentences))
+            row = _comparison_row(values, split, "f1", baseline, len(a), len(b), cmp, cmp_sentences)
+            out.append({"score": score, **row})
         for ind, ood in pairs:
             groups = [
-                [c for run in by_seed(rs) if (c := _counts(run, split)) is not None]
+                [c for run in by_seed(rs) if (c := _counts(run, split, score)) is not None]
                 for rs in (runs, runs_by_group[ref_group])
                 for split in (ind, ood)
             ]
             if all(groups) and len(groups[0]) == len(groups[1]) and len(groups[2]) == len(groups[3]):
                 cmp = paired_bootstrap_drop(*groups, resamples=resamples)
                 cmp_sentences = paired_bootstrap_drop(*groups, resamples=resamples, resample_runs=False)
-                out.append(
-                    _comparison_row(
-                        values,
-                        f"{ind}->{ood}",
-                        "drop",
-                        baseline,
-                        len(groups[0]),
-                        len(groups[2]),
-                        cmp,
-                        cmp_sentences,
-                    )
+                row = _comparison_row(
+                    values,
+                    f"{ind}->{ood}",
+                    "drop",
+                    baseline,
+                    len(groups[0]),
+                    len(groups[2]),
+                    cmp,
+                    cmp_sentences,
                 )
+                out.append({"score": score, **row})
     return out
 
 
@@ -311,7 +341,9 @@ def aggregate(
     # runs.csv names runs relative to the input root, so it means the same on any machine
     base = os.path.commonpath([os.path.abspath(r) for r in roots])
     names = {str(r): Path(os.path.relpath(os.path.abspath(r), base)).as_posix() for r in runs}
-    summary = summarise(rows, x, series, pairs)
+    # both scores, side by side (the "score" column); plots show don't-care where every run has it
+    summary = [row for score in SCORES for row in summarise(rows, x, series, pairs, score)]
+    plotted = "dontcare" if all(r.get("f1_dontcare") is not None for r in rows) else "strict"
     written = {"runs": out / "runs.csv", "summary": out / "summary.csv", "spec": out / "aggregate.json"}
     out.mkdir(parents=True, exist_ok=True)
     written["spec"].write_text(
@@ -331,13 +363,19 @@ def aggregate(
     write_csv(written["runs"], [{**r, "run": names[r["run"]]} for r in rows])
     write_csv(written["summary"], summary)
     if baseline:
-        comparisons = compare_to_baseline(rows, x, series, baseline, resamples, pairs)
+        comparisons = [
+            row
+            for score in SCORES
+            for row in compare_to_baseline(rows, x, series, baseline, resamples, pairs, score)
+        ]
         if comparisons:
             written["comparisons"] = out / "comparisons.csv"
             write_csv(written["comparisons"], comparisons)
     name = x.replace(".", "_")
     for metric in ("f1", "drop"):
-        path = plot(summary, x, series, metric, out / f"{metric}_vs_{name}.png", title or f"{metric} vs {x}")
+        shown = [r for r in summary if r["score"] == plotted]
+        label = f"{title or f'{metric} vs {x}'} ({plotted} F1)"
+        path = plot(shown, x, series, metric, out / f"{metric}_vs_{name}.png", label)
         if path:
             written[f"plot_{metric}"] = path
     log.info("aggregated %d runs into %s", len(runs), out)
