@@ -254,7 +254,8 @@ def mde_table(
     comparisons = {}
     if (folder / "comparisons.csv").is_file():
         for c in _read_csv(folder / "comparisons.csv"):
-            if c.get("metric") == "drop":
+            # strict rows: runs.csv's F1 is strict (aggregates also hold don't-care rows, in a score column)
+            if c.get("metric") == "drop" and c.get("score", "strict") == "strict":
                 comparisons[(tuple(c.get(k, "") for k in keys), c["split"])] = c
     multiplier = mde(1.0, alpha, power)
     rows = []

@@ -23,12 +23,30 @@ SETTINGS = {
     "B_yor": "B. Yoruba, no MT: students distilled on MasakhaNER 2.0 yor train text",
     "C_spa": "C. Spanish, translate-train via Apertium: teacher on a projected set, students on CoNLL-2002 spa text",
     "D_swa_wikitext": "D. Swahili, Wikipedia distillation text (WikiANN swa train) instead of news",
+    "E_tsn": "E. Setswana, a gold shift: students distilled on MasakhaNER 2.0 tsn train text, tested on news "
+    "(MasakhaNER 2.0) vs government web pages (NCHLT, gold)",
+    "B_swa_confirm": "Confirmatory test (declared in CONFIRMATORY.md before it ran): Swahili uniform depth 3 vs "
+    "depth 0, 20 new seeds, news vs WikiANN swa test",
+}
+SCORE_NAMES = {
+    "strict": "strict F1 (exact spans; a prediction on a gold span the label mapping removed is a false positive)",
+    "dontcare": "don't-care F1 (a prediction overlapping a gold span the label mapping removed, e.g. MasakhaNER "
+    "DATE or NCHLT MISC, is neither a true nor a false positive)",
 }
 
 
-def read(path: Path) -> list[dict]:
+def read(path: Path, score: str | None = None) -> list[dict]:
+    """Rows of a CSV; with ``score``, only that score's rows (aggregates made before the ``score`` column
+    existed are strict)."""
     with path.open() as handle:
-        return list(csv.DictReader(handle))
+        rows = list(csv.DictReader(handle))
+    return rows if score is None else [r for r in rows if r.get("score", "strict") == score]
+
+
+def scores_in(path: Path) -> list[str]:
+    """The scores an aggregate folder holds, strict first."""
+    found = {r.get("score", "strict") for r in read(path / "summary.csv")}
+    return [s for s in ("strict", "dontcare") if s in found]
 
 
 def cell_name(r: dict) -> str:
@@ -95,6 +113,8 @@ HEADLINE_PAIRS = {
     "B_yor": "yor_news->yor_wiki",
     "D_swa_wikitext": "swa_news->swa_wiki",
     "C_spa": "spa_news->spa_wiki",
+    "E_tsn": "tsn_news->tsn_gov",
+    "B_swa_confirm": "swa_news->swa_wiki",
 }
 
 
@@ -105,18 +125,20 @@ def headline_section(root: Path) -> list[str]:
         return []
     drops, deltas, cells = {}, {}, set()
     for key in keys:
-        for r in read(root / key / "summary.csv"):
+        for r in read(root / key / "summary.csv", "strict"):
             if r["metric"] == "drop" and r["split"] == HEADLINE_PAIRS[key]:
                 drops[(cell_name(r), key)] = f"{float(r['mean']):.1f} ± {float(r['std']):.1f}"
                 cells.add(cell_name(r))
         comparisons = root / key / "comparisons.csv"
-        for r in read(comparisons) if comparisons.is_file() else []:
+        for r in read(comparisons, "strict") if comparisons.is_file() else []:
             if r["metric"] == "drop" and r["split"] == HEADLINE_PAIRS[key]:
                 deltas[(cell_name(r), key)] = f"{float(r['delta']):+.1f} (p {float(r['p_value']):.2f})"
     header = ["cell", *[f"{k}: {HEADLINE_PAIRS[k]}" for k in keys]]
     lines = [
-        "## Headline: news -> Wikipedia drop (F1 points; lower = more robust)",
+        "## Headline: in-domain -> out-of-domain drop (strict F1 points; lower = more robust)",
         "",
+        "News -> Wikipedia (A-D), news -> government (E). Strict F1 in every setting, so the columns compare; "
+        "each setting's section also gives the don't-care figures where its runs have them. "
         "Mean ± std over seeds; in brackets the change against depth 0 with its two-level bootstrap p "
         "(uncorrected; see each setting for Holm-adjusted p and the F1 of both splits).",
         "",
@@ -134,28 +156,55 @@ def headline_section(root: Path) -> list[str]:
     return [*lines, ""]
 
 
-def setting_section(key: str, folder: Path, title_prefix: str = "") -> list[str]:
-    summary, runs = read(folder / "summary.csv"), read(folder / "runs.csv")
-    comparisons = read(folder / "comparisons.csv") if (folder / "comparisons.csv").is_file() else []
+def run_stats(folder: Path) -> dict | None:
+    """Sizes and wall times of a setting's runs, from their metrics.json when the run dirs are on this machine
+    (then kept in ``run_stats.json``, which is committed), else from that file."""
+    cached = folder / "run_stats.json"
     spec = json.loads((folder / "aggregate.json").read_text())
-    run_dirs = spec["runs"]
-    records = [json.loads((Path(r) / "metrics.json").read_text()) for r in run_dirs]
-    fit = [m["timings_s"]["fit"] for m in records]
-    test = [m["timings_s"].get("test", 0) for m in records]
-    train_sizes = sorted({m["train"]["sentences"] for m in records})
-    seeds = sorted({str(m["config"]["seed"]) for m in records})
+    dirs = [Path(spec.get("root", "")) / r if not Path(r).is_absolute() else Path(r) for r in spec["runs"]]
+    if dirs and all((d / "metrics.json").is_file() for d in dirs):
+        records = [json.loads((d / "metrics.json").read_text()) for d in dirs]
+        fit = [m["timings_s"]["fit"] for m in records]
+        stats = {
+            "runs": len(records),
+            "seeds": sorted({str(m["config"]["seed"]) for m in records}, key=lambda s: (len(s), s)),
+            "train_sentences": sorted({m["train"]["sentences"] for m in records}),
+            "epochs": records[0]["config"]["trainer"]["max_epochs"],
+            "fit_s": [statistics.median(fit), min(fit), max(fit)],
+            "test_s_median": statistics.median(m["timings_s"].get("test", 0) for m in records),
+        }
+        cached.write_text(json.dumps(stats, indent=1) + "\n")
+        return stats
+    return json.loads(cached.read_text()) if cached.is_file() else None
+
+
+def setting_section(key: str, folder: Path, title_prefix: str = "") -> list[str]:
     lines = [f"## {title_prefix}{SETTINGS.get(key, key)}", ""]
-    lines.append(
-        f"{len(records)} student runs (seeds {', '.join(seeds)}); distillation text: "
-        f"{', '.join(map(str, train_sizes))} sentences, "
-        f"{records[0]['config']['trainer']['max_epochs']} epoch(s); wall time per run: fit "
-        f"{statistics.median(fit):.0f} s median ({min(fit):.0f}-{max(fit):.0f}), test "
-        f"{statistics.median(test):.0f} s median. Plots: `{key}/f1_vs_distill_depth.png`, "
-        f"`{key}/drop_vs_distill_depth.png`."
-    )
+    stats = run_stats(folder)
+    if stats:
+        (fit, fit_min, fit_max), test = stats["fit_s"], stats["test_s_median"]
+        lines.append(
+            f"{stats['runs']} student runs (seeds {', '.join(stats['seeds'])}); distillation text: "
+            f"{', '.join(map(str, stats['train_sentences']))} sentences, {stats['epochs']} epoch(s); wall time "
+            f"per run: fit {fit:.0f} s median ({fit_min:.0f}-{fit_max:.0f}), test "
+            f"{test:.0f} s median. Plots: `{key}/f1_vs_distill_depth.png`, "
+            f"`{key}/drop_vs_distill_depth.png`."
+        )
+    else:
+        lines.append("(The run dirs are not on this machine; sizes and wall times: see the git history.)")
     lines.append("")
+    for score in scores_in(folder):
+        lines += score_tables(folder, score)
+    return lines
+
+
+def score_tables(folder: Path, score: str) -> list[str]:
+    """The F1/drop table and the comparisons against depth 0 of one score."""
+    summary, runs = read(folder / "summary.csv", score), read(folder / "runs.csv")
+    comparisons = read(folder / "comparisons.csv", score) if (folder / "comparisons.csv").is_file() else []
+    lines = [f"**Scored with {SCORE_NAMES[score]}.**", ""]
     ci = defaultdict(list)
-    for r in runs:
+    for r in runs if score == "strict" else []:  # runs.csv keeps the strict intervals
         if r["ci_low"]:
             name = cell_name(r)
             ci[(name, r["split"])].append(float(r["ci_high"]) - float(r["ci_low"]))
@@ -171,7 +220,8 @@ def setting_section(key: str, folder: Path, title_prefix: str = "") -> list[str]
                 r for r in summary if cell_name(r) == cell and r["split"] == split and r["metric"] == "f1"
             )
             width = statistics.mean(ci[(cell, split)]) if ci[(cell, split)] else float("nan")
-            row.append(f"{float(hit['mean']):.1f} ± {float(hit['std']):.1f} (CI ±{width / 2:.1f})")
+            ci_text = f" (CI ±{width / 2:.1f})" if width == width else ""  # NaN: no per-run interval
+            row.append(f"{float(hit['mean']):.1f} ± {float(hit['std']):.1f}{ci_text}")
         for pair in pairs:
             hit = next(
                 r for r in summary if cell_name(r) == cell and r["split"] == pair and r["metric"] == "drop"
@@ -206,6 +256,126 @@ def setting_section(key: str, folder: Path, title_prefix: str = "") -> list[str]
     return lines
 
 
+def confirm_section(root: Path) -> list[str]:
+    """The verdict of the confirmatory test, by the rule declared in CONFIRMATORY.md before it ran."""
+    path = root / "B_swa_confirm" / "comparisons.csv"
+    if not path.is_file():
+        return []
+    lines = ["## Confirmatory test: result", ""]
+    for score in ("strict", "dontcare"):
+        hits = [
+            r
+            for r in read(path, score)
+            if r["metric"] == "drop" and r["split"] == "swa_news->swa_wiki" and cell_name(r) == "uniform d=3"
+        ]
+        if not hits:
+            continue
+        r = hits[0]
+        low, high, delta = float(r["ci_low"]), float(r["ci_high"]), float(r["delta"])
+        verdict = (
+            "**confirmed** (the interval lies below 0)"
+            if high < 0
+            else "**refuted in direction** (the interval lies above 0)"
+            if low > 0
+            else "**not confirmed** (the interval includes 0)"
+        )
+        role = "Primary (declared)" if score == "strict" else "Secondary (exploratory)"
+        lines.append(
+            f"- {role}, {score} F1: delta drop (depth 3 - depth 0) = {delta:+.2f} F1 points, 95% CI "
+            f"[{low:+.2f}, {high:+.2f}], two-sided p = {float(r['p_value']):.3f}, {r['runs']} vs "
+            f"{r['baseline_runs']} runs: H1 {verdict if score == 'strict' else '(no decision)'}."
+        )
+    return [*lines, ""]
+
+
+def mde_section(root: Path) -> list[str]:
+    """Minimum detectable effect at 80% power of every depth-vs-0 drop comparison (strict F1)."""
+    from xner.power import mde_table  # noqa: PLC0415 - the report's only import from xner
+
+    rows = []
+    for key in SETTINGS:
+        folder = root / key
+        if not (folder / "aggregate.json").is_file():
+            continue
+        rows += [(key, r) for r in mde_table(folder) if r["pair"] == HEADLINE_PAIRS.get(key)]
+    if not rows:
+        return []
+    lines = [
+        "## What the null results rule out: minimum detectable effect (80% power, two-sided 0.05)",
+        "",
+        "Per comparison against depth 0 of the headline drop (strict F1; the other pairs of setting A: "
+        "`python -m xner.power results/kd_depth/A_eng`): seeds paired, observed delta, its standard "
+        "error from the seed-to-seed spread of the paired differences and from the test sentences "
+        "(`xner.power`; SE^2 = sd^2/n + SE_sent^2), and the smallest true effect the comparison detects with "
+        "80% power (normal quantiles; with Student-t quantiles for n - 1 degrees of freedom in brackets). "
+        "An effect smaller than the MDE can hide in a null result.",
+        "",
+        "| setting | cell | pair | seeds | delta drop | SE | MDE 80% |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, r in rows:
+        lines.append(
+            f"| {key} | {cell_name(r)} | {r['pair']} | {r['n_seeds']} | {r['delta_drop']:+.2f} | {r['se']:.2f} | "
+            f"{r['mde_80']:.2f} ({r['mde_80_t']:.2f}) |"
+        )
+    return [*lines, ""]
+
+
+def mechanism_section(root: Path) -> list[str]:
+    """CKA between students and teacher, in and out of domain, per depth (results/kd_depth/mechanism.py)."""
+    lines = []
+    for folder in sorted((root / "mechanism").glob("*/drops.csv")):
+        drops = read(folder)
+        corr = json.loads((folder.parent / "correlations.json").read_text())
+        by_cell = defaultdict(list)
+        for r in drops:
+            by_cell[cell_name(r)].append(r)
+        if not lines:
+            lines = [
+                "## Mechanism: do deeper students stay closer to the teacher out of domain?",
+                "",
+                "Linear CKA between the student's last layer and the teacher's last layer on first-subword "
+                "word vectors of the first sentences of each test split (`results/kd_depth/mechanism.py`), and "
+                "the student's drop minus its teacher's drop on the same two test sets (strict F1). "
+                "Mean ± std over seeds.",
+                "",
+            ]
+        lines += [
+            f"**{folder.parent.name}** ({corr['pair'][0]} -> {corr['pair'][1]}):",
+            "",
+            "| cell | runs | CKA in | CKA out | student drop | drop - teacher drop |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for cell in sorted(by_cell, key=cell_order):
+            rs = by_cell[cell]
+
+            def ms(key: str, rs: list[dict] = rs) -> str:
+                values = [float(r[key]) for r in rs if r.get(key) not in (None, "")]
+                if not values:
+                    return ""
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                return (
+                    f"{statistics.mean(values):.3f} ± {sd:.3f}"
+                    if "cka" in key
+                    else f"{statistics.mean(values):.1f} ± {sd:.1f}"
+                )
+
+            lines.append(
+                f"| {cell} | {len(rs)} | {ms('cka_last_in')} | {ms('cka_last_out')} | {ms('drop')} | "
+                f"{ms('drop_minus_teacher')} |"
+            )
+        c = corr.get("all runs", {})
+        if c.get("pearson_r") is not None:
+            lines += [
+                "",
+                f"Across its {c['n']} runs, out-of-domain CKA(last) vs (student drop - teacher drop): Pearson r = "
+                f"{c['pearson_r']:.2f} (p {c['pearson_p']:.3f}), Spearman rho = {c['spearman_rho']:.2f} "
+                f"(p {c['spearman_p']:.3f}). Plots: `mechanism/{folder.parent.name}/`.",
+            ]
+        lines.append("")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default=str(Path(__file__).resolve().parent))
@@ -226,6 +396,9 @@ def main() -> None:
     if findings.is_file():
         lines += [findings.read_text().rstrip(), ""]
     lines += headline_section(root)
+    lines += confirm_section(root)
+    lines += mde_section(root)
+    lines += mechanism_section(root)
     if (root / "teacher_eng.json").is_file():
         lines += teacher_section(root / "teacher_eng.json")
     for key in SETTINGS:
