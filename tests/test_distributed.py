@@ -56,20 +56,24 @@ def test_ddp_trains_and_writes_one_record(ddp_run):
     assert metrics["splits"]["eng_news"]["f1"] > 5, "two epochs on 1.5k sentences find some entities"
 
 
-def test_ddp_scores_equal_one_process_evaluation(ddp_run, tmp_path, data_dir):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ddp_scores_equal_evaluation_of_the_checkpoint(ddp_run, tmp_path, data_dir, processes):
+    # evaluate.py on the DDP run's checkpoint, in one process and in two (DDP evaluation shards the batches)
     ckpt = ddp_run / "checkpoints" / "best.ckpt"
     out = tmp_path / "eval"
-    run(
-        "evaluate.py",
+    ddp_args = ["trainer=ddp_cpu", "trainer.devices=2"] if processes == 2 else []
+    args = [
         f"ckpt_path={ckpt}",
         f"paths.data_dir={data_dir}",
         f"hydra.run.dir={out}",
         "~data.test",
         TEST_SPLITS,
-    )
+    ]
+    run("evaluate.py", *args, *ddp_args)
     ddp = json.loads((ddp_run / "metrics.json").read_text())["splits"]
-    single = json.loads((out / "metrics.json").read_text())["checkpoints"][str(ckpt)]
+    evaluated = json.loads((out / "metrics.json").read_text())["checkpoints"][str(ckpt)]
     for split in ("eng_news", "swa_news"):
-        for key in ("f1", "precision", "recall", "support", "sentences"):
-            assert single[split][key] == pytest.approx(ddp[split][key]), (split, key)
-    print({s: (ddp[s]["f1"], single[s]["f1"]) for s in ddp})
+        for key in ("f1", "f1_dontcare", "precision", "recall", "support", "sentences"):
+            assert evaluated[split][key] == pytest.approx(ddp[split][key]), (split, key)
+    assert sorted(p.relative_to(out) for p in out.rglob("metrics.json")) == [Path("metrics.json")]
+    print(processes, {s: (ddp[s]["f1"], evaluated[s]["f1"]) for s in ddp})
