@@ -376,6 +376,65 @@ def mechanism_section(root: Path) -> list[str]:
     return lines
 
 
+ANNOTATION_SPLITS = [
+    ("eng_news", "CoNLL-2003 test (news, in-domain)"),
+    ("eng_wiki", "WikiANN eng test (silver)"),
+    ("eng_crossner_politics", "CrossNER politics (gold)"),
+    ("eng_crossner_science", "CrossNER science (gold)"),
+    ("eng_crossner_music", "CrossNER music (gold)"),
+    ("eng_crossner_literature", "CrossNER literature (gold)"),
+    ("eng_crossner_ai", "CrossNER AI (gold)"),
+    ("eng_social", "WNUT-17 (social media, gold)"),
+    ("swa_news", "MasakhaNER 2.0 swa test (news)"),
+    ("swa_wiki", "WikiANN swa test (silver)"),
+    ("tsn_news", "MasakhaNER 2.0 tsn test (news)"),
+    ("tsn_gov", "NCHLT tsn (government, gold)"),
+]
+
+
+def annotation_section(root: Path) -> list[str]:
+    """The English teacher on every domain split: strict, don't-care and partial-match F1 and the error
+    breakdown (copied from its evaluate.py run into ``teacher_eval/``)."""
+    folder = root / "teacher_eval"
+    if not (folder / "errors.csv").is_file():
+        return []
+    metrics = {r["split"]: r for r in read(folder / "metrics.csv")}
+    errors = {r["split"]: r for r in read(folder / "errors.csv") if r["type"] == "all"}
+    lines = [
+        "## How much of the drop is annotation? The English teacher on every domain split",
+        "",
+        "The teacher of settings A, B and E (me5-small fine-tuned on CoNLL-2003) scored by `evaluate.py` on "
+        "at most 2,000 sentences of each split (`data.test_limit=2000`; CrossNER, WikiANN swa and the "
+        "MasakhaNER sets are smaller). **strict**: exact spans; **don't-care**: predictions overlapping a gold "
+        "span of a type the mapping removed (CrossNER misc/event/award/..., MasakhaNER DATE, NCHLT MISC, WNUT "
+        "creative-work/product) are neither right nor wrong; **partial**: a prediction overlapping a gold "
+        "entity of its type is right (one-to-one). Shares of gold entities: found exactly, found with other "
+        "boundaries, with another type, with both wrong, missed; shares of predicted entities: spurious "
+        "(overlapping no gold entity), of which on a removed-type gold span.",
+        "",
+        "| split | set | sentences | strict F1 | don't-care F1 | partial F1 | exact | boundary | type | both "
+        "| missed | spurious (on removed) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def share(r: dict, key: str, total: str) -> str:
+        n = float(r[total])
+        return f"{100 * float(r[key]) / n:.0f}%" if n else ""
+
+    for split, name in ANNOTATION_SPLITS:
+        if split not in errors or split not in metrics:
+            continue
+        e, m = errors[split], metrics[split]
+        lines.append(
+            f"| {split} | {name} | {m['sentences']} | {float(m['f1']):.1f} | {float(m['f1_dontcare']):.1f} | "
+            f"{float(m['f1_partial']):.1f} | {share(e, 'exact', 'gold_entities')} | "
+            f"{share(e, 'boundary_gold', 'gold_entities')} | {share(e, 'type_gold', 'gold_entities')} | "
+            f"{share(e, 'boundary_type_gold', 'gold_entities')} | {share(e, 'missed', 'gold_entities')} | "
+            f"{share(e, 'spurious', 'predicted_entities')} ({share(e, 'spurious_on_removed', 'predicted_entities')}) |"
+        )
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default=str(Path(__file__).resolve().parent))
@@ -396,6 +455,7 @@ def main() -> None:
     if findings.is_file():
         lines += [findings.read_text().rstrip(), ""]
     lines += headline_section(root)
+    lines += annotation_section(root)
     lines += confirm_section(root)
     lines += mde_section(root)
     lines += mechanism_section(root)
