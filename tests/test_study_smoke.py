@@ -4,22 +4,49 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "results" / "kd_depth" / "run_study.sh"
 
 
 def test_study_smoke_runs_every_setting(tmp_path, data_dir):
+    # setting E needs NCHLT Setswana: run it where the data dir has it (tests must not depend on which files
+    # happen to be there)
+    has_nchlt = (data_dir / "nchlt" / "tsn" / "test.txt").is_file()
     env = {
         **os.environ,
         "SMOKE": "1",
         "STUDY_OUT": str(tmp_path / "study"),
         "XNER_DATA": str(data_dir),
         "XNER_CACHE": str(tmp_path / "cache"),
+        "SETTINGS": "A B_swa D confirm" + (" E" if has_nchlt else ""),
     }
-    proc = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = tmp_path / "study" / "results"
+    # the confirmatory cell: depth 0 vs the declared depth on the confirmatory seeds, both scores compared
+    with open(results / "B_swa_confirm" / "comparisons.csv") as handle:
+        confirm = [r for r in csv.DictReader(handle) if r["metric"] == "drop"]
+    assert {(r["score"], r["distill.depth"], r["runs"]) for r in confirm} == {
+        ("strict", "1", "2"),
+        ("dontcare", "1", "2"),
+    }
+    if has_nchlt:
+        with open(results / "E_tsn" / "summary.csv") as handle:
+            assert any(
+                r["split"] == "tsn_news->tsn_gov" and r["score"] == "dontcare" for r in csv.DictReader(handle)
+            )
+    # the mechanism script on the smoke students: CKA per student layer, in and out of domain
+    mech = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "mechanism.py"), str(tmp_path / "study" / "B_swa_confirm"),
+         "--pair", "swa_news:swa_wiki", "--sentences", "20", "--out", str(tmp_path / "mech")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert mech.returncode == 0, mech.stderr[-3000:]
+    with open(tmp_path / "mech" / "cka.csv") as handle:
+        cka = list(csv.DictReader(handle))
+    assert {r["domain"] for r in cka} == {"in", "out"} and all(0 <= float(r["cka"]) <= 1 for r in cka)
     for setting, pair in (
         ("A_eng", "eng_news->eng_wiki"),
         ("B_swa", "swa_news->swa_wiki"),
