@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "results" / "kd_depth" / "run_study.sh"
+ROOT = Path(__file__).resolve().parent.parent  # run_study.sh runs the aggregate from here
+SCRIPT = ROOT / "results" / "kd_depth" / "run_study.sh"
 
 
 def test_study_smoke_runs_every_setting(tmp_path, data_dir):
@@ -58,7 +59,7 @@ def test_study_smoke_runs_every_setting(tmp_path, data_dir):
         assert any(r["split"] == pair and r["metric"] == "drop" for r in rows)
         root = json.loads((results / setting / "aggregate.json").read_text())["root"]
         with open(results / setting / "runs.csv") as handle:  # run dirs relative to the aggregate's root
-            assert all(Path(root, r["run"], "metrics.json").is_file() for r in csv.DictReader(handle))
+            assert all(Path(ROOT, root, r["run"], "metrics.json").is_file() for r in csv.DictReader(handle))
         assert (results / setting / "f1_vs_distill_depth.png").is_file()
     with open(results / "B_swa" / "comparisons.csv") as handle:
         compared = {

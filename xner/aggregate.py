@@ -353,8 +353,9 @@ def aggregate(
                 "series": list(series),
                 "pairs": [list(p) for p in pairs],
                 "baseline": baseline,
-                "root": base,
-                "runs": [str(r) for r in runs],
+                # no absolute path of this machine: the root relative to the working directory, runs to it
+                "root": os.path.relpath(base),
+                "runs": [names[str(r)] for r in runs],
                 "incomplete": problems,
             },
             indent=2,

@@ -74,7 +74,7 @@ def save_teacher(run_dir: Path, out: Path) -> None:
     """Keep the teacher's per-split F1 and 95% intervals (its run dir is not committed)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     trimmed = {
-        "run_dir": str(run_dir),
+        "run_dir": run_dir.name,  # the run dirs are not committed: no path of this machine
         "timings_s": metrics["timings_s"],
         "train_sentences": metrics["train"]["sentences"],
         "splits": {
@@ -161,7 +161,7 @@ def run_stats(folder: Path) -> dict | None:
     (then kept in ``run_stats.json``, which is committed), else from that file."""
     cached = folder / "run_stats.json"
     spec = json.loads((folder / "aggregate.json").read_text())
-    dirs = [Path(spec.get("root", "")) / r if not Path(r).is_absolute() else Path(r) for r in spec["runs"]]
+    dirs = [Path(spec.get("root", "")) / r for r in spec["runs"]]  # root: relative to the aggregate's cwd
     if dirs and all((d / "metrics.json").is_file() for d in dirs):
         records = [json.loads((d / "metrics.json").read_text()) for d in dirs]
         fit = [m["timings_s"]["fit"] for m in records]
