@@ -328,8 +328,13 @@ def mechanism_section(root: Path) -> list[str]:
         drops = read(folder)
         corr = json.loads((folder.parent / "correlations.json").read_text())
         by_cell = defaultdict(list)
-        for r in drops:
-            by_cell[cell_name(r)].append(r)
+        for r in drops:  # mechanism.py names the config values without their group
+            keys = {
+                "distill.map": r["map"],
+                "distill.depth": r["depth"],
+                "distill.attention_weight": r["attention_weight"],
+            }
+            by_cell[cell_name(keys)].append(r)
         if not lines:
             lines = [
                 "## Mechanism: do deeper students stay closer to the teacher out of domain?",
