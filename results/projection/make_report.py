@@ -115,7 +115,7 @@ def main() -> None:
     if args.model_transfer:
         metrics = json.loads((args.model_transfer / "metrics.json").read_text())
         record = {
-            "run_dir": str(args.model_transfer),
+            "run_dir": args.model_transfer.name,  # run dirs are not committed: no path of this machine
             "f1": {k: v["f1"] for k, v in metrics["splits"].items()},
         }
         (HERE / "downstream").mkdir(exist_ok=True)
