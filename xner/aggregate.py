@@ -36,7 +36,7 @@ import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -211,16 +211,12 @@ def compare_to_baseline(
 
     splits = sorted({r["split"] for r in rows})
 
-    def is_baseline(group: tuple) -> bool:
-        values = dict(zip(group_keys, group, strict=True))
-        return all(str(values.get(k)) == v for k, v in baseline.items())
-
     out = []
     for group, runs in sorted(runs_by_group.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
-        if is_baseline(group):
+        if is_baseline_group(group_keys, group, baseline):
             continue
         values = dict(zip(group_keys, group, strict=True))
-        ref_group = _baseline_group(runs_by_group, group_keys, values, series, baseline, is_baseline)
+        ref_group = baseline_group(runs_by_group, group_keys, group, baseline, series)
         if ref_group is None:
             continue
         for split in splits:
@@ -259,16 +255,29 @@ def compare_to_baseline(
     return out
 
 
-def _baseline_group(runs_by_group, group_keys, values, series, baseline, is_baseline) -> tuple | None:
-    """The baseline group sharing this group's series values, else the only baseline group there is.
+def is_baseline_group(keys: Sequence[str], group: tuple, baseline: Mapping[str, Any]) -> bool:
+    """Whether ``group`` (values of ``keys``) is a baseline group (``baseline``: ``{key: value}``)."""
+    values = dict(zip(keys, group, strict=True))
+    return all(str(values.get(k)) == str(v) for k, v in baseline.items())
+
+
+def baseline_group(
+    groups: Iterable[tuple],
+    keys: Sequence[str],
+    group: tuple,
+    baseline: Mapping[str, Any],
+    match: Sequence[str],
+) -> tuple | None:
+    """The baseline group sharing ``group``'s values of ``match`` (the series), else the only baseline group.
 
     (Depth 0 is logits only, so e.g. the ``map=last`` series has no depth-0 run of its own: it is compared
     with the single depth-0 group.)"""
-    candidates = [g for g in runs_by_group if is_baseline(g)]
+    candidates = [g for g in groups if is_baseline_group(keys, g, baseline)]
+    values = dict(zip(keys, group, strict=True))
     same = [
         g
         for g in candidates
-        if all(dict(zip(group_keys, g, strict=True))[k] == values[k] for k in series if k not in baseline)
+        if all(dict(zip(keys, g, strict=True))[k] == values[k] for k in match if k not in baseline)
     ]
     if same:
         return same[0]

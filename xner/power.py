@@ -51,6 +51,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from xner.aggregate import baseline_group
+
 _NORMAL = NormalDist()
 
 
@@ -173,27 +175,6 @@ def _float(value: str | None) -> float | None:
         return None
 
 
-def _baseline_group(
-    groups: Sequence[tuple], keys: Sequence[str], group: tuple, baseline: Mapping
-) -> tuple | None:
-    """The baseline group with this group's other series values, else the only baseline group (as in
-    :mod:`xner.aggregate`: depth 0 has no ``map=last`` runs of its own)."""
-
-    def is_baseline(g: tuple) -> bool:
-        return all(dict(zip(keys, g, strict=True)).get(k) == str(v) for k, v in baseline.items())
-
-    candidates = [g for g in groups if is_baseline(g)]
-    values = dict(zip(keys, group, strict=True))
-    same = [
-        g
-        for g in candidates
-        if all(dict(zip(keys, g, strict=True))[k] == values[k] for k in keys if k not in baseline)
-    ]
-    if same:
-        return same[0]
-    return candidates[0] if len(candidates) == 1 else None
-
-
 def mde_table(
     folder: str | Path,
     alpha: float = 0.05,
@@ -260,7 +241,7 @@ def mde_table(
     multiplier = mde(1.0, alpha, power)
     rows = []
     for group in sorted(f1, key=lambda g: tuple(str(v) for v in g)):
-        ref = _baseline_group(list(f1), keys, group, baseline)
+        ref = baseline_group(list(f1), keys, group, baseline, keys[:-1])  # the same pairing as the aggregate
         if ref is None or ref == group:
             continue
         for ind, ood in pairs:
