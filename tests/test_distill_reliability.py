@@ -3,7 +3,6 @@ a half-written teacher-cache manifest."""
 
 import logging
 import shutil
-from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -13,12 +12,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from test_distill_module import ADAMW, student  # the same tiny student recipe
 from transformers import AutoTokenizer
 
 from xner.data.datamodule import NERDataModule
 from xner.data.encoding import encode_sentences
 from xner.data.registry import load_split
-from xner.distill.module import DistillModule
 from xner.distill.student import vocabulary_difference
 from xner.distill.teacher_cache import TeacherCache, find_entry, get_or_build_teacher_cache
 from xner.lit.tagger import TaggerModule
@@ -26,7 +25,6 @@ from xner.models.tagger import TokenClassifier, load_encoder
 from xner.models.tiny import build_tiny_encoder
 
 CONFIGS = str(Path(__file__).resolve().parent.parent / "configs")
-ADAMW = partial(torch.optim.AdamW, lr=5e-3)
 
 
 def quiet_trainer(**kwargs) -> L.Trainer:
@@ -73,16 +71,6 @@ def other_encoders(tmp_path_factory, data_dir) -> dict[str, Path]:
         # as many ids, other words behind them: no crash, the teacher would silently read the wrong rows
         "same_size": build_tiny_encoder(out / "same_size", words, vocab_size=4000),
     }
-
-
-def student(teacher_ckpt, tmp_path, **distill) -> DistillModule:
-    return DistillModule(
-        str(teacher_ckpt),
-        distill=distill,
-        student={"init": "teacher_layers", "layers": [2]},
-        optimizer=ADAMW,
-        cache_dir=str(tmp_path / "cache"),
-    )
 
 
 def composed(overrides: list[str]):
