@@ -21,11 +21,11 @@ test-all: setup  ## run every test, slow ones included
 	$(PY) -m pytest -q -m ""
 
 lint:  ## ruff
-	$(PY) -m ruff check xner tests train.py evaluate.py
+	$(PY) -m ruff check xner tests train.py evaluate.py predict.py
 
 format:  ## ruff format + import sorting
-	$(PY) -m ruff check --fix --select I xner tests train.py evaluate.py
-	$(PY) -m ruff format xner tests train.py evaluate.py
+	$(PY) -m ruff check --fix --select I xner tests train.py evaluate.py predict.py
+	$(PY) -m ruff format xner tests train.py evaluate.py predict.py
 
 clean:  ## remove run outputs (not the venv or caches)
 	rm -rf logs outputs multirun .pytest_cache

@@ -1,4 +1,8 @@
-"""Evaluate checkpoints on named domain splits: ``python evaluate.py ckpt_path=... [data=...]``."""
+"""Evaluate checkpoints on named domain splits: ``python evaluate.py ckpt_path=... [eval_splits=swa]``.
+
+The work is :func:`xner.tasks.evaluate.evaluate`: it checks ``ckpt_path`` first (and says how to give one),
+then logs each split's progress while testing.
+"""
 
 import hydra
 from omegaconf import DictConfig

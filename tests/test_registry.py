@@ -7,6 +7,8 @@ def test_parse_refs():
     assert DataRef.parse("masakhaner2:swa:test") == DataRef("masakhaner2", "swa", "test")
     assert DataRef.parse("crossner.politics:eng:dev") == DataRef("crossner", "eng", "dev", "politics")
     assert str(DataRef.parse("conll2003::train")) == "conll2003::train"
+    # the descriptions of file splits in split stats ("file:<lang>:<path>") parse too, for their language
+    assert DataRef.parse("file:kik:data/a:b.conll") == DataRef("file", "kik", "data/a:b.conll")
     with pytest.raises(ValueError, match="expected 'dataset"):
         DataRef.parse("masakhaner2-swa")
 

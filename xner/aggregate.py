@@ -100,6 +100,11 @@ def load_rows(runs: Sequence[Path], keys: Sequence[str]) -> list[dict]:
 SCORES = {"strict": "f1", "dontcare": "f1_dontcare"}
 
 
+def _check_score(score: str) -> None:
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+
+
 def summarise(
     rows: Sequence[dict],
     x: str,
@@ -112,6 +117,7 @@ def summarise(
     ``score`` is ``strict`` (seqeval strict F1) or ``dontcare`` (predictions overlapping gold spans that the
     label mapping removed are left out); runs recorded before don't-care scoring existed have none.
     """
+    _check_score(score)
     group_keys = [*series, x]
     by_group: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
@@ -198,6 +204,7 @@ def compare_to_baseline(
     For each (in, out) pair the *drop* is compared too: the statistic is the difference of drops, resampling
     the in-domain and out-of-domain sentences independently (they are different test sets).
     """
+    _check_score(score)  # any other value would silently score don't-care
     group_keys = [*series, x]
     runs_by_group: dict[tuple, set[str]] = defaultdict(set)
     seed_of: dict[str, Any] = {}

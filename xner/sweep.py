@@ -9,6 +9,9 @@ that exits 0 without it, e.g. an interrupted one, is incomplete). The runner lis
 complete and exits 1 when there are any.
 
     python -m xner.sweep sweeps/kd_depth.yaml [--count N] [--dry-run] [--out logs/sweeps] [-- key=value ...]
+
+Everything after a lone ``--`` is passed through to every run as Hydra ``key=value`` overrides, e.g.
+``python -m xner.sweep sweeps/kd_depth.yaml -- teacher_ckpt=<run dir>/checkpoints/best.ckpt trainer=gpu``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ import yaml
 
 log = logging.getLogger(__name__)
 
+METHODS = ("grid", "random")  # the sweep methods the local runner can do (bayes needs a W&B server)
+DISTRIBUTIONS = ("uniform", "int_uniform", "log_uniform_values", "q_uniform")  # besides value / values
+
 
 def _sample(spec: Mapping[str, Any], rng: random.Random) -> Any:
     """Draw one value of a W&B parameter spec."""
@@ -52,7 +58,10 @@ def _sample(spec: Mapping[str, Any], rng: random.Random) -> Any:
     if dist == "q_uniform":
         q = spec.get("q", 1)
         return round(rng.uniform(lo, hi) / q) * q
-    raise ValueError(f"distribution {dist!r} is not supported by the local runner (use a W&B server)")
+    raise ValueError(
+        f"distribution {dist!r} is not supported by the local runner (use a W&B server); it samples "
+        f"'value', 'values' or the distributions {', '.join(DISTRIBUTIONS)}"
+    )
 
 
 def parameter_sets(
@@ -88,7 +97,9 @@ def parameter_sets(
         for _ in range(n):
             yield {name: _sample(spec, rng) for name, spec in params.items()}
     else:
-        raise ValueError(f"sweep method {method!r} needs a W&B server; the local runner does grid and random")
+        raise ValueError(
+            f"sweep method {method!r} needs a W&B server; the local runner does {' and '.join(METHODS)}"
+        )
 
 
 def _format(value: Any) -> str:
@@ -214,9 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         usage="%(prog)s SWEEP [--count N] [--out DIR] [--seed N] [--dry-run] [-- key=value ...]",
         description=__doc__.split("\n\n")[0],
         epilog=(
-            "Overrides after a lone -- are added to every run's command, e.g.\n"
-            "  python -m xner.sweep sweeps/kd_depth.yaml -- teacher_ckpt=runs/teacher/checkpoints/best.ckpt "
-            "trainer=gpu\n"
+            "Hydra overrides for every run go after a lone --, as key=value: they are appended to each run's\n"
+            "command after the swept parameters (the runner adds hydra.run.dir=<out>/<name>/<time>/<k>). E.g.\n"
+            "  python -m xner.sweep sweeps/kd_depth.yaml --dry-run -- "
+            "teacher_ckpt=logs/model_transfer/runs/<run>/checkpoints/best.ckpt\n"
+            "  python -m xner.sweep sweeps/kd_depth.yaml --count 3 -- trainer=gpu data.test_limit=500\n"
             "Exit status: 0 when every run completed (exited 0 and wrote metrics.json), 1 otherwise."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -229,7 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of random sampling")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
-    result = run_sweep(args.sweep, args.count, args.out, args.dry_run, extra, args.seed)
+    if not Path(args.sweep).is_file():
+        found = sorted(str(p) for p in Path("sweeps").glob("*.yaml"))  # relative to the project root
+        parser.error(f"no sweep file {args.sweep}" + (f"; sweeps here: {', '.join(found)}" if found else ""))
+    try:
+        result = run_sweep(args.sweep, args.count, args.out, args.dry_run, extra, args.seed)
+    except (
+        ValueError
+    ) as err:  # the sweep asks for what the local runner cannot do; the message says what it can
+        parser.error(str(err))
     if args.dry_run:
         return 0
     print(f"sweep runs in {result.root}")

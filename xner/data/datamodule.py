@@ -19,7 +19,14 @@ from xner.data.encoding import (
     ShardedBatchSampler,
     encode_sentences,
 )
-from xner.data.registry import SHARED_TYPES, DataRef, SplitStats, load_split
+from xner.data.registry import (
+    SHARED_TYPES,
+    SplitSource,
+    SplitStats,
+    load_split,
+    parse_split_spec,
+    register_dataset,
+)
 from xner.labels import LabelSet
 from xner.types import Sentence
 
@@ -28,18 +35,12 @@ log = logging.getLogger(__name__)
 SplitSpec = str | Mapping[str, Any]
 
 
-def _ref_and_options(spec: SplitSpec) -> tuple[DataRef, dict]:
-    """A split spec is ``"dataset:lang:split"`` or a mapping with DataRef fields plus load options."""
-    if isinstance(spec, str):
-        return DataRef.parse(spec), {}
-    spec = dict(spec)
-    if "ref" in spec:
-        ref = DataRef.parse(spec.pop("ref"))
-    else:
-        ref = DataRef.coerce(spec)
-        for key in ("dataset", "lang", "split", "subset"):
-            spec.pop(key, None)
-    return ref, spec
+def _ref_and_options(spec: SplitSpec) -> tuple[SplitSource, dict]:
+    """A split spec is ``"dataset:lang:split"`` or a mapping: DataRef fields, ``{path: ...}`` (one CoNLL file)
+    or ``{hf: ...}`` (a HF datasets split), plus load options (see :func:`~xner.data.registry.parse_split_spec`)."""
+    if isinstance(spec, DictConfig):  # plain containers: validation checks lists and mappings
+        spec = OmegaConf.to_container(spec, resolve=True)
+    return parse_split_spec(spec)
 
 
 class NERDataModule(L.LightningDataModule):
@@ -47,9 +48,10 @@ class NERDataModule(L.LightningDataModule):
 
     Args:
         tokenizer: HF tokenizer name or directory (normally the encoder's).
-        train: the training split (``"conll2003::train"`` or a mapping with ``label_map``/``limit``/``labelled``),
-            or ``{"pipeline": {...}}``: a projected set (:class:`xner.pipeline.run.PipelineSpec`) that
-            ``prepare_data`` builds and ``setup`` reads.
+        train: the training split (``"conll2003::train"`` or a mapping with ``label_map``/``limit``/``labelled``;
+            ``{path: file.conll, types: [...], ...}`` or ``{hf: ..., ...}`` for a split outside the named
+            datasets), or ``{"pipeline": {...}}``: a projected set (:class:`xner.pipeline.run.PipelineSpec`)
+            that ``prepare_data`` builds and ``setup`` reads.
         val: the validation split (or ``None``).
         test: named test splits: ``{name: spec}``; each becomes ``test/<name>/f1``.
         data_dir: the data root (``paths.data_dir``).
@@ -63,6 +65,8 @@ class NERDataModule(L.LightningDataModule):
         seed: shuffling seed.
         train_sentences: optional sentences to train on instead of ``train`` (projected sets, pipelines).
         test_limit: score only the first N sentences of every test split (smoke runs).
+        datasets: datasets declared inline, ``{name: {folder: ..., types: [...], ...}}`` (the fields of a
+            ``configs/datasets/<name>.yaml``); registered on construction, so every split spec can name them.
     """
 
     def __init__(
@@ -82,8 +86,13 @@ class NERDataModule(L.LightningDataModule):
         seed: int = 0,
         train_sentences: Sequence[Sentence] | None = None,
         test_limit: int | None = None,
+        datasets: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         super().__init__()
+        if isinstance(datasets, DictConfig):
+            datasets = OmegaConf.to_container(datasets, resolve=True)
+        for ds_name, decl in (datasets or {}).items():
+            register_dataset(decl, ds_name, source=f"data.datasets.{ds_name}")
         self.tokenizer_name, self.data_dir = tokenizer, data_dir
         self.train_spec, self.val_spec, self.test_specs = train, val, dict(test or {})
         self.label_set = LabelSet(list(types))
@@ -103,10 +112,14 @@ class NERDataModule(L.LightningDataModule):
         """Names of the test splits, in loader order."""
         return list(self.test_specs)
 
-    def load(self, name: str, spec: SplitSpec, max_length: int) -> EncodedDataset:
-        """Read, map and encode one split; its stats are kept under ``name``."""
-        ref, options = _ref_and_options(spec)
-        sentences, stats = load_split(ref, self.data_dir, keep_types=self.label_set.types, **options)
+    def load(
+        self, name: str, spec: SplitSpec, max_length: int, max_sentences: int | None = None
+    ) -> EncodedDataset:
+        """Read, map and encode one split (at most ``max_sentences`` of it); its stats are kept under ``name``."""
+        source, options = _ref_and_options(spec)
+        if max_sentences is not None:
+            options["limit"] = min(options.get("limit") or max_sentences, max_sentences)
+        sentences, stats = load_split(source, self.data_dir, keep_types=self.label_set.types, **options)
         return self.encode(name, sentences, max_length, stats)
 
     def encode(
@@ -173,14 +186,7 @@ class NERDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict"):
             for name, spec in self.test_specs.items():
                 if name not in self.datasets:
-                    if self.test_limit is not None:
-                        ref, options = _ref_and_options(spec)
-                        spec = {
-                            "ref": str(ref),
-                            **options,
-                            "limit": min(options.get("limit") or self.test_limit, self.test_limit),
-                        }
-                    self.load(name, spec, self.eval_max_length)
+                    self.load(name, spec, self.eval_max_length, self.test_limit)
 
     def check_test_splits(self) -> None:
         """Read (and encode) every test split now, so that a typo in a reference, a missing file or a

@@ -1,7 +1,10 @@
 """Named datasets mapped to files under ``paths.data_dir`` (or the HF hub for users with a network).
 
-A split is named by a :class:`DataRef` — dataset, language, split and, for CrossNER, a topic subset — or by
-the shorthand ``"dataset[.subset]:lang:split"`` (``"masakhaner2:swa:test"``, ``"crossner.politics:eng:test"``).
+The datasets are declared in YAML (``configs/datasets/<name>.yaml``, more folders in ``$XNER_DATASETS``, or
+inline under ``data.datasets`` of a Hydra config; see :mod:`xner.data.dataset_config`). A split is named by a
+:class:`DataRef` — dataset, language, split and, for CrossNER, a topic subset — or by the shorthand
+``"dataset[.subset]:lang:split"`` (``"masakhaner2:swa:test"``, ``"crossner.politics:eng:test"``). A split spec
+may also name one CoNLL file or a HF ``datasets`` split with its types and mapping (:mod:`xner.data.sources`).
 Each dataset declares the entity types its files may contain (a tag outside them is an error) and a default
 mapping onto the shared PER/ORG/LOC types so that sets from different sources can be scored together.
 """
@@ -11,9 +14,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from xner.data.dataset_config import DATASETS, DatasetConfigError, DatasetInfo, check_keys, register_dataset
+from xner.data.sources import LOAD_OPTIONS, FileSplit, HFSplit, allowed_tags, load_hf_split, split_source
 from xner.io.conll import read_conll
 from xner.labels import map_types, repair_iob2, split_tag, tags_to_spans
 from xner.paths import resolve_data_dir
@@ -23,57 +29,28 @@ log = logging.getLogger(__name__)
 
 SHARED_TYPES = ("PER", "ORG", "LOC")
 
-CROSSNER_TO_SHARED: dict[str, str | None] = {
-    "person": "PER", "politician": "PER", "scientist": "PER", "writer": "PER", "researcher": "PER",
-    "musicalartist": "PER",
-    "organisation": "ORG", "politicalparty": "ORG", "university": "ORG", "band": "ORG",
-    "location": "LOC", "country": "LOC",
-}  # fmt: skip
-WNUT17_TO_SHARED: dict[str, str | None] = {
-    "person": "PER", "location": "LOC", "corporation": "ORG", "group": "ORG",
-    "creative-work": None, "product": None,
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What xner knows about one named dataset.
-
-    Attributes:
-        name: registry key.
-        folder: path template under the data dir; ``{lang}`` and ``{subset}`` are filled in.
-        types: entity types the files may contain; ``None`` accepts any well-formed tag (fine-grained sets).
-        domain: the text domain, used in reports.
-        label_map: the default mapping onto :data:`SHARED_TYPES`; unmapped types outside them are dropped.
-        hf_path: the HF hub dataset for users with a network (``None`` when there is none).
-        fixed_lang: the only language (datasets without language folders).
-    """
-
-    name: str
-    folder: str
-    types: tuple[str, ...] | None
-    domain: str
-    label_map: Mapping[str, str | None] = field(default_factory=dict)
-    hf_path: str | None = None
-    fixed_lang: str | None = None
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "conll2003": DatasetInfo("conll2003", "conll2003", SHARED_TYPES, "news", fixed_lang="eng",
-                             hf_path="eriktks/conll2003"),
-    "masakhaner2": DatasetInfo("masakhaner2", "masakhaner2/{lang}", SHARED_TYPES + ("DATE",), "news",
-                               {"DATE": None}, hf_path="masakhane/masakhaner2"),
-    "masakhaner1": DatasetInfo("masakhaner1", "masakhaner1/{lang}", SHARED_TYPES + ("DATE",), "news",
-                               {"DATE": None}, hf_path="masakhane/masakhaner"),
-    "conll2002": DatasetInfo("conll2002", "conll2002/{lang}", SHARED_TYPES + ("MISC",), "news",
-                             {"MISC": None}, hf_path="eriktks/conll2002"),
-    "wikiann": DatasetInfo("wikiann", "wikiann/{lang}", SHARED_TYPES, "wikipedia", hf_path="unimelb-nlp/wikiann"),
-    "crossner": DatasetInfo("crossner", "crossner/{lang}-{subset}", None, "wikipedia", CROSSNER_TO_SHARED),
-    "nchlt": DatasetInfo("nchlt", "nchlt/{lang}", ("PERS", "ORG", "LOC", "MISC"), "government",
-                         {"PERS": "PER", "MISC": None}, hf_path="nwu-ctext/setswana_ner_corpus"),
-    "wnut17": DatasetInfo("wnut17", "wnut17/{lang}", tuple(k for k in WNUT17_TO_SHARED), "social_media",
-                          WNUT17_TO_SHARED, hf_path="leondz/wnut_17"),
-}  # fmt: skip
+# re-exported: the dataset table, its entries and the extra split sources are part of this module's API
+__all__ = [
+    "DATASETS",
+    "SHARED_TYPES",
+    "DataRef",
+    "DatasetConfigError",
+    "DatasetInfo",
+    "FileSplit",
+    "HFSplit",
+    "SplitStats",
+    "available_languages",
+    "available_splits",
+    "dataset_folder",
+    "dataset_info",
+    "detect_scheme",
+    "load_hf_split",
+    "load_split",
+    "parse_split_spec",
+    "register_dataset",
+    "resolve_label_map",
+    "split_path",
+]
 
 
 @dataclass(frozen=True)
@@ -87,8 +64,11 @@ class DataRef:
 
     @classmethod
     def parse(cls, text: str) -> DataRef:
-        """Parse ``"dataset[.subset]:lang:split"`` (``lang`` may be empty for single-language sets)."""
-        parts = text.split(":")
+        """Parse ``"dataset[.subset]:lang:split"`` (``lang`` may be empty for single-language sets).
+
+        The split part keeps any further ``:`` (the ``file:<lang>:<path>`` descriptions of file splits in
+        split stats parse too, for their language)."""
+        parts = text.split(":", 2)
         if len(parts) != 3:
             raise ValueError(
                 f"Cannot parse data reference {text!r}: expected 'dataset[.subset]:lang:split', "
@@ -127,12 +107,44 @@ class SplitStats:
     scheme: str = "IOB2"
 
 
+SplitSource = DataRef | FileSplit | HFSplit
+
+
+def parse_split_spec(spec: DataRef | str | Mapping[str, Any]) -> tuple[SplitSource, dict]:
+    """Turn a split spec of a config into where its text comes from and its load options.
+
+    Accepted forms: ``"dataset[.subset]:lang:split"``; ``{ref: "dataset:lang:split", <options>}``;
+    ``{dataset: ..., lang: ..., split: ..., subset: ..., <options>}``; ``{path: file.conll, types: [...],
+    label_map: {...}, domain: ..., lang: ..., <options>}`` (one CoNLL file); ``{hf: name_or_saved_dir, split:
+    ..., config: ..., types: [...], ...}`` (a HF ``datasets`` split). The options are ``limit``,
+    ``labelled`` and (for named datasets) ``label_map``: ``"default"``, ``"none"`` or a mapping.
+
+    Raises:
+        DatasetConfigError: an unknown key or a badly typed field (named in the message).
+    """
+    if isinstance(spec, DataRef | FileSplit | HFSplit):
+        return spec, {}
+    if isinstance(spec, str):
+        return DataRef.parse(spec), {}
+    spec = dict(spec)
+    if "path" in spec or "hf" in spec:
+        return split_source(spec)
+    ref_keys = ("ref",) if "ref" in spec else ("dataset", "lang", "split", "subset")
+    check_keys(spec, f"split {spec}", (*ref_keys, *LOAD_OPTIONS, "label_map"), ref_keys[:1])
+    ref = DataRef.parse(spec.pop("ref")) if "ref" in spec else DataRef.coerce(spec)
+    return ref, {k: v for k, v in spec.items() if k not in ref_keys}
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """Look a dataset up by name; unknown names raise with the known ones."""
     try:
         return DATASETS[name]
     except KeyError:
-        raise KeyError(f"Unknown dataset {name!r}; known datasets: {sorted(DATASETS)}") from None
+        raise KeyError(
+            f"Unknown dataset {name!r}; known datasets: {sorted(DATASETS)}. Declare it in "
+            f"configs/datasets/{name}.yaml, in a folder named by $XNER_DATASETS, or under data.datasets.{name} "
+            "of the config (fields: folder, types, domain, label_map)."
+        ) from None
 
 
 def dataset_folder(ref: DataRef, data_dir: str | Path | None = None) -> Path:
@@ -145,7 +157,13 @@ def dataset_folder(ref: DataRef, data_dir: str | Path | None = None) -> Path:
         raise ValueError(f"{info.name} needs a language, e.g. '{info.name}:<lang>:{ref.split}'")
     if "{subset}" in info.folder and not ref.subset:
         raise ValueError(f"{info.name} needs a subset, e.g. '{info.name}.politics:{lang}:{ref.split}'")
-    return resolve_data_dir(data_dir) / info.folder.format(lang=lang, subset=ref.subset)
+    return _under_data_dir(info.folder.format(lang=lang, subset=ref.subset), data_dir)
+
+
+def _under_data_dir(folder: str, data_dir: str | Path | None) -> Path:
+    """A dataset folder: absolute (a user's own data; no data dir needed) or under the data dir."""
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else resolve_data_dir(data_dir) / path
 
 
 def split_path(ref: DataRef, data_dir: str | Path | None = None) -> Path:
@@ -165,10 +183,12 @@ def split_path(ref: DataRef, data_dir: str | Path | None = None) -> Path:
 def available_languages(name: str, data_dir: str | Path | None = None) -> list[str]:
     """Language (or ``lang-subset``) folders that exist for a dataset."""
     info = dataset_info(name)
-    root = resolve_data_dir(data_dir)
     if info.fixed_lang:
-        return [info.fixed_lang] if (root / info.folder).is_dir() else []
-    base = root / info.folder.split("/")[0]
+        return [info.fixed_lang] if _under_data_dir(info.folder, data_dir).is_dir() else []
+    # the language folders are the entries of the deepest folder without a placeholder ("crossner/")
+    parts = Path(info.folder).parts
+    fixed = parts[: next((k for k, part in enumerate(parts) if "{" in part), len(parts))]
+    base = _under_data_dir(str(Path(*fixed)) if fixed else ".", data_dir)
     return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
 
@@ -191,7 +211,7 @@ def resolve_label_map(
 
 
 def load_split(
-    ref: DataRef | str | Mapping,
+    ref: DataRef | FileSplit | HFSplit | str | Mapping,
     data_dir: str | Path | None = None,
     *,
     label_map: Mapping[str, str | None] | str | None = "default",
@@ -202,7 +222,9 @@ def load_split(
     """Read one split, validate its tags, and map its entity types.
 
     Args:
-        ref: which split.
+        ref: which split: a :class:`DataRef`, its shorthand, or any spec :func:`parse_split_spec` accepts
+            (a ``{path: ...}`` or ``{hf: ...}`` mapping reads one file or HF split with its own types and
+            mapping). Load options written in a spec mapping take precedence over the arguments below.
         data_dir: the data root (default: :func:`xner.paths.default_data_dir`).
         label_map: type renaming (see :func:`resolve_label_map`); applied before ``keep_types``.
         keep_types: entity types to keep after mapping; other types become ``O`` and are counted in
@@ -215,21 +237,21 @@ def load_split(
     Returns:
         The sentences and their :class:`SplitStats`.
     """
-    ref = DataRef.coerce(ref)
-    info = dataset_info(ref.dataset)
-    allowed = None if info.types is None else {"O"} | {f"{p}-{t}" for t in info.types for p in "BI"}
-    lang = ref.lang or info.fixed_lang or ""
-    sentences, paths = [], []
-    # "train+dev" concatenates splits (e.g. WikiANN yor, whose only labelled text is train and dev)
-    for part in ref.split.split("+"):
-        part_ref = DataRef(ref.dataset, ref.lang, part, ref.subset)
-        paths.append(str(split_path(part_ref, data_dir)))
-        sentences += read_conll(
-            paths[-1], allowed_tags=allowed, id_prefix=str(part_ref), lang=lang, domain=info.domain
-        )
+    source, options = parse_split_spec(ref)
+    # options written in a spec mapping are what the config asked for: they win over the defaults here
+    label_map = options.get("label_map", label_map)
+    labelled = options.get("labelled", labelled)
+    limit = options.get("limit", limit)
+    if isinstance(source, DataRef):
+        name, info = str(source), dataset_info(source.dataset)
+        sentences, paths = _read_named(source, info, data_dir)
+    else:
+        name, info = source.ref, source.info
+        sentences, path = source.read()
+        paths = [path]
     if limit is not None:
         sentences = sentences[:limit]
-    sentences, repaired, scheme = _repair_gold(sentences, ref)
+    sentences, repaired, scheme = _repair_gold(sentences, name)
     mapping = resolve_label_map(info, label_map)
     dropped: Counter = Counter()
     entities: Counter = Counter()
@@ -242,7 +264,7 @@ def load_split(
         removed = _removed_spans(sent.tags, tags) if labelled else ()
         out.append(sent.with_tags(tags if labelled else None, removed))
     stats = SplitStats(
-        str(ref),
+        name,
         "+".join(paths),
         len(out),
         sum(len(s) for s in out),
@@ -253,8 +275,25 @@ def load_split(
         scheme,
     )
     if dropped:
-        log.info("%s: label mapping dropped entities %s (kept %s)", ref, dict(dropped), dict(entities))
+        log.info("%s: label mapping dropped entities %s (kept %s)", name, dict(dropped), dict(entities))
     return out, stats
+
+
+def _read_named(
+    ref: DataRef, info: DatasetInfo, data_dir: str | Path | None
+) -> tuple[list[Sentence], list[str]]:
+    """The sentences of a named dataset's split and the files they came from."""
+    allowed = allowed_tags(info.types)
+    lang = ref.lang or info.fixed_lang or ""
+    sentences, paths = [], []
+    # "train+dev" concatenates splits (e.g. WikiANN yor, whose only labelled text is train and dev)
+    for part in ref.split.split("+"):
+        part_ref = DataRef(ref.dataset, ref.lang, part, ref.subset)
+        paths.append(str(split_path(part_ref, data_dir)))
+        sentences += read_conll(
+            paths[-1], allowed_tags=allowed, id_prefix=str(part_ref), lang=lang, domain=info.domain
+        )
+    return sentences, paths
 
 
 def detect_scheme(sentences: Sequence[Sentence]) -> str:
@@ -271,7 +310,7 @@ def detect_scheme(sentences: Sequence[Sentence]) -> str:
     return "IOB1" if starts["I"] > starts["B"] else "IOB2"
 
 
-def _repair_gold(sentences: list[Sentence], ref: DataRef) -> tuple[list[Sentence], int, str]:
+def _repair_gold(sentences: list[Sentence], ref: str) -> tuple[list[Sentence], int, str]:
     """Read gold tags the way conlleval and seqeval's default mode do: an ``I-X`` that cannot continue an
     entity (after ``O`` or another type) begins one. Rewritten as ``B-X`` here, so that the strict scorer
     counts the entity instead of silently ignoring it; the number of tags changed is returned for the report.
@@ -308,28 +347,3 @@ def _removed_spans(original: Sequence[str], mapped: Sequence[str]) -> tuple[Span
 
 def _types_in(tags: Sequence[str]) -> set[str]:
     return {t for tag in tags if (t := split_tag(tag)[1]) is not None}
-
-
-def load_hf_split(
-    hf_path: str, config: str | None, split: str, lang: str = "", domain: str = ""
-) -> list[Sentence]:
-    """Load a token-classification split from the HF hub (needs a network and the ``datasets`` package).
-
-    The hub sets store tags as class ids with names in ``features['ner_tags'].feature.names``.
-    """
-    try:
-        import datasets  # noqa: PLC0415 - optional dependency, only for users with a network
-    except ImportError as err:
-        raise ImportError("Loading from the HF hub needs `pip install datasets`.") from err
-    ds = datasets.load_dataset(hf_path, config, split=split)
-    names = ds.features["ner_tags"].feature.names
-    return [
-        Sentence(
-            row["tokens"],
-            [names[i] for i in row["ner_tags"]],
-            f"{hf_path}:{config}:{split}:{k}",
-            lang,
-            domain,
-        )
-        for k, row in enumerate(ds)
-    ]

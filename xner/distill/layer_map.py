@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+STRATEGIES = ("uniform", "last", "skip", "explicit")  # the values of distill.map
+
 
 def check_layer(index: int, num_layers: int, role: str) -> None:
     """Raise when ``index`` is not a hidden state of a model with ``num_layers`` layers."""
@@ -47,6 +49,8 @@ def build_layer_map(
     Raises:
         ValueError: unknown strategy, a depth the strategy cannot give, or a layer the model lacks.
     """
+    if strategy not in STRATEGIES:  # before the depth checks, whose messages assume a known strategy
+        raise ValueError(f"unknown layer map {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if strategy == "explicit":
         if pairs is None:
             raise ValueError("layer map 'explicit' needs distill.pairs, e.g. [[3, 6], [6, 12]]")
@@ -71,8 +75,8 @@ def build_layer_map(
             result = [(student_layers - depth + 1 + j, teacher_layers - depth + 1 + j) for j in range(depth)]
         elif strategy == "skip":
             result = [(i, round(i * teacher_layers / student_layers)) for i in range(1, depth + 1)]
-        else:
-            raise ValueError(f"unknown layer map {strategy!r}; choose uniform, last, skip or explicit")
+        else:  # unreachable: STRATEGIES was checked above
+            raise AssertionError(strategy)
     for s, t in result:
         check_layer(s, student_layers, "student")
         check_layer(t, teacher_layers, "teacher")

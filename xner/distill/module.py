@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 
 from xner.data.encoding import encode_sentences
 from xner.distill import losses
-from xner.distill.layer_map import build_layer_map
+from xner.distill.layer_map import STRATEGIES, build_layer_map
 from xner.distill.student import (
     resolve_teacher_layers,
     same_location,
@@ -83,9 +83,16 @@ class DistillConfig:
         if self.kd_loss not in ("kl", "mse"):
             raise ValueError(f"distill.kd_loss must be kl or mse, got {self.kd_loss!r}")
         if self.hidden_loss not in losses.HIDDEN_LOSSES:
-            raise ValueError(f"distill.hidden_loss must be one of {list(losses.HIDDEN_LOSSES)}")
+            raise ValueError(
+                f"distill.hidden_loss must be one of {', '.join(losses.HIDDEN_LOSSES)}, got {self.hidden_loss!r}"
+            )
         if self.attention_loss not in losses.ATTENTION_LOSSES:
-            raise ValueError(f"distill.attention_loss must be one of {list(losses.ATTENTION_LOSSES)}")
+            raise ValueError(
+                f"distill.attention_loss must be one of {', '.join(losses.ATTENTION_LOSSES)}, "
+                f"got {self.attention_loss!r}"
+            )
+        if self.map not in STRATEGIES:  # checked here too, so before the teacher is loaded
+            raise ValueError(f"distill.map must be one of {', '.join(STRATEGIES)}, got {self.map!r}")
         if self.teacher_mode not in ("cached", "online"):
             raise ValueError(f"distill.teacher_mode must be cached or online, got {self.teacher_mode!r}")
 

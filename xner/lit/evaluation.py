@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 
+import lightning as L
 import torch
 
 from xner.errors import error_breakdown
@@ -91,7 +93,9 @@ class SplitEvaluationMixin:
         """Score every split of ``stage``, log metrics, keep predictions; returns scores by split."""
         results = {}
         pending = self._gather(stage)
-        for k, loader in enumerate(self._loaders(stage)):
+        loaders = self._loaders(stage)
+        for k, loader in enumerate(loaders):
+            start = time.perf_counter()
             dataset, preds = loader.dataset, pending.get(k, {})
             if len(preds) != len(dataset):
                 if self.trainer.sanity_checking or (stage == "val" and len(preds) == 0):
@@ -136,6 +140,15 @@ class SplitEvaluationMixin:
                     self.log(f"test/{name}/{metric}", scores[metric], add_dataloader_idx=False)
                 for t, s in scores["per_type"].items():
                     self.log(f"test/{name}/f1_{t}", s["f1"], add_dataloader_idx=False)
+            if stage == "test" and self.trainer.is_global_zero:  # the bootstrap takes a while on big splits
+                log.info(
+                    "scored split %d/%d %s in %s: F1 %.1f",
+                    k + 1,
+                    len(loaders),
+                    name,
+                    format_seconds(time.perf_counter() - start),
+                    scores["f1"],
+                )
             if truncated:
                 log.warning(
                     "%s/%s: %d words had no subword position (truncated) and were tagged O",
@@ -173,3 +186,109 @@ class SplitEvaluationMixin:
 
     def on_test_epoch_end(self) -> None:
         self.finish("test")
+
+
+def format_seconds(seconds: float) -> str:
+    """``4.2 s``, ``3 min 07 s`` or ``1 h 02 min``: durations for progress lines."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class SplitProgress(L.Callback):
+    """Log lines on the progress of testing, split by split, on rank 0.
+
+    ``split 3/15 swa_wiki (1,234 sentences, 39 batches) ...`` when a split starts, ``split 3/15 swa_wiki:
+    predicted in 12.3 s (elapsed 1 min 02 s)`` when it ends, and a line every ``every_s`` seconds within a
+    long split. They go through :mod:`logging` (Hydra's console and the run's log file), so the progress
+    shows where a progress bar cannot: redirected output and batch-job logs. The scoring of each split
+    (bootstrap intervals) is logged by :meth:`SplitEvaluationMixin.finish` after the last split.
+
+    Args:
+        every_s: seconds between the lines within a split (``None``: none).
+    """
+
+    def __init__(self, every_s: float | None = 60.0):
+        self.every_s = every_s
+        self._current: int | None = None
+        self._start = self._split_start = self._last = 0.0
+        self._loaders: list = []
+
+    def _batches(self, idx: int) -> str:
+        try:
+            return str(len(self._loaders[idx]))
+        except TypeError:  # an iterable loader has no length
+            return "?"
+
+    def _describe(self, idx: int) -> str:
+        dataset = getattr(self._loaders[idx], "dataset", None)
+        return f"split {idx + 1}/{len(self._loaders)} {getattr(dataset, 'name', None) or f'split{idx}'}"
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loaders = trainer.test_dataloaders
+        self._loaders = list(loaders) if isinstance(loaders, list | tuple) else [loaders]
+        self._current, self._start = None, time.perf_counter()
+        if trainer.is_global_zero:
+            sentences = sum(len(getattr(loader, "dataset", ())) for loader in self._loaders)
+            log.info("testing %d splits (%s sentences)", len(self._loaders), f"{sentences:,}")
+
+    def on_test_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: object,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if dataloader_idx == self._current:
+            return
+        self._end_split(trainer)
+        self._current = dataloader_idx
+        self._split_start = self._last = time.perf_counter()
+        if trainer.is_global_zero:
+            sentences = len(getattr(self._loaders[dataloader_idx], "dataset", ()))
+            log.info(
+                "%s (%s sentences, %s batches) ...",
+                self._describe(dataloader_idx),
+                f"{sentences:,}",
+                self._batches(dataloader_idx),
+            )
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        now = time.perf_counter()
+        if self.every_s is None or now - self._last < self.every_s or not trainer.is_global_zero:
+            return
+        self._last = now
+        log.info(
+            "%s: batch %d/%s, %s",
+            self._describe(dataloader_idx),
+            batch_idx + 1,
+            self._batches(dataloader_idx),
+            format_seconds(now - self._split_start),
+        )
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._end_split(trainer)  # runs before the module's hook, which scores every split
+        self._current = None
+
+    def _end_split(self, trainer: L.Trainer) -> None:
+        if self._current is None or not trainer.is_global_zero:
+            return
+        now = time.perf_counter()
+        log.info(
+            "%s: predicted in %s (elapsed %s)",
+            self._describe(self._current),
+            format_seconds(now - self._split_start),
+            format_seconds(now - self._start),
+        )

@@ -718,6 +718,11 @@ def _first_layers(model, depth: int) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------- factory
+# The aligner kinds of pipeline configs (``aligner: {kind: embedding, ...}``); `python -m xner.pipeline
+# --help` lists these names.
+ALIGNERS: dict[str, type] = {"embedding": EmbeddingAligner, "simalign": SimAlignAligner}
+
+
 def make_aligner(kind: str = "embedding", **kwargs: Any) -> Aligner:
     """Build an aligner from a config (``configs/pipeline/*.yaml``: ``aligner: {kind: embedding, ...}``).
 
@@ -729,8 +734,6 @@ def make_aligner(kind: str = "embedding", **kwargs: Any) -> Aligner:
         ValueError: unknown kind.
         FileNotFoundError: the encoder directory is missing (run ``make setup``).
     """
-    if kind == "embedding":
-        return EmbeddingAligner(**kwargs)
-    if kind == "simalign":
-        return SimAlignAligner(**kwargs)
-    raise ValueError(f"Unknown aligner kind {kind!r}: expected 'embedding' or 'simalign'.")
+    if kind not in ALIGNERS:
+        raise ValueError(f"Unknown aligner kind {kind!r}: expected one of {', '.join(ALIGNERS)}.")
+    return ALIGNERS[kind](**kwargs)

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,9 @@ from xner.types import Sentence, Span
 
 log = logging.getLogger(__name__)
 
+DIRECTIONS = ("translate_train", "translate_test")
 METHODS = ("heuristic", "heuristic_bt", "markers", "matching_ilp", "matching_greedy")
+SCORE_KINDS = ("align", "ner", "translation")  # the candidate scores matching can fuse (projection.weights)
 STAGE_VERSION = "1"
 
 
@@ -80,10 +82,15 @@ class PipelineSpec:
     drop_incomplete: bool = False
 
     def __post_init__(self) -> None:
-        if self.direction not in ("translate_train", "translate_test"):
-            raise ValueError(f"direction must be translate_train or translate_test, got {self.direction!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         if self.method not in METHODS:
-            raise ValueError(f"unknown projection method {self.method!r}; choose one of {METHODS}")
+            raise ValueError(f"unknown projection method {self.method!r}; choose one of {', '.join(METHODS)}")
+        unknown = sorted(set(self.matching_weights) - set(SCORE_KINDS))
+        if self.method.startswith("matching") and unknown:
+            raise ValueError(
+                f"projection.weights names unknown score kinds {unknown}; the kinds are {', '.join(SCORE_KINDS)}"
+            )
         if self.method == "markers" and self.direction == "translate_test":
             raise ValueError(
                 "markers make the translation the target sentence, so they exist for translate-train "
@@ -148,7 +155,15 @@ class Pipeline:
         cache: StageCache | None = None,
         progress: bool | None = None,
     ):
-        self.spec = spec if isinstance(spec, PipelineSpec) else PipelineSpec(**dict(spec))
+        if not isinstance(spec, PipelineSpec):
+            unknown = sorted(set(spec) - {f.name for f in fields(PipelineSpec)})
+            if unknown:  # a typo would otherwise be a bare TypeError from the dataclass
+                raise ValueError(
+                    f"unknown pipeline spec fields {unknown}; the fields are "
+                    f"{', '.join(f.name for f in fields(PipelineSpec))}"
+                )
+            spec = PipelineSpec(**dict(spec))
+        self.spec = spec
         self.data_dir, self.cache, self.progress = data_dir, cache or StageCache(), progress
         self.timings: dict[str, float] = {}
         self._inputs: tuple[list[Sentence], dict] | None = None
@@ -177,7 +192,7 @@ class Pipeline:
         return value, key
 
     def _translator(self, config: dict):
-        from xner.pipeline.translate import make_translator  # noqa: PLC0415 - heavy imports on demand
+        from xner.pipeline.translate import TRANSLATORS, make_translator  # noqa: PLC0415 - heavy imports on demand
 
         if not config:
             raise ValueError(
@@ -185,6 +200,8 @@ class Pipeline:
                 "(from_english / to_english), e.g. {kind: apertium, pair: eng-spa}"
             )
         cfg = dict(config)
+        if "kind" not in cfg:
+            raise ValueError(f"translator config {cfg} needs a kind, one of {', '.join(TRANSLATORS)}")
         kind = cfg.pop("kind")
         return (
             make_translator(kind, progress=self.progress, **cfg)

@@ -61,9 +61,11 @@ __all__ = [
     "CachedTranslator",
     "FileTranslator",
     "HFSeq2SeqTranslator",
+    "TRANSLATORS",
     "TranslationCache",
     "Translator",
     "apertium_package_for",
+    "installed_apertium_pairs",
     "make_translator",
     "resolve_apertium_mode",
 ]
@@ -139,6 +141,18 @@ def apertium_package_for(pair: str) -> str | None:
     return entry[0] if entry else None
 
 
+def installed_apertium_pairs(data_dir: str | Path | None = None) -> list[str]:
+    """The Apertium modes (translation directions) installed, e.g. ``["eng-spa", "spa-eng"]``; empty if none.
+
+    Reads the modes directory (what ``apertium -l`` lists) instead of running Apertium, so it cannot hang.
+
+    Args:
+        data_dir: Apertium's data directory (default ``$APERTIUM_DATADIR`` or ``/usr/share/apertium``).
+    """
+    modes = Path(data_dir or APERTIUM_DATA_DIR) / "modes"
+    return sorted(p.stem for p in modes.glob("*.mode")) if modes.is_dir() else []
+
+
 def resolve_apertium_mode(pair: str, data_dir: str | Path | None = None) -> Path:
     """Find the mode file of ``pair``, accepting ISO 639-1 (``en-es``) and 639-3 (``eng-spa``) names.
 
@@ -158,7 +172,7 @@ def resolve_apertium_mode(pair: str, data_dir: str | Path | None = None) -> Path
     for name in tried:
         if (modes / f"{name}.mode").is_file():
             return modes / f"{name}.mode"
-    installed = sorted(p.stem for p in modes.glob("*.mode")) if modes.is_dir() else []
+    installed = installed_apertium_pairs(data_dir)
     have = f"Installed modes in {modes}: {', '.join(installed)}." if installed else f"No modes in {modes}."
     src3, tgt3 = _ISO1_TO_3.get(src, src), _ISO1_TO_3.get(tgt, tgt)
     entry = _DEBIAN_PACKAGES.get(frozenset({src3, tgt3}))
@@ -554,6 +568,9 @@ def _package_version(mode_file: Path) -> dict:
 # --------------------------------------------------------------------------------------------- HF seq2seq
 
 
+_HF_DTYPES = ("float16", "bfloat16", "float32")  # the dtypes a config can name for an HF translator
+
+
 class HFSeq2SeqTranslator:
     """Any Hugging Face seq2seq model (NLLB-200, M2M100, mBART-50, Marian), batched, GPU when available.
 
@@ -590,6 +607,8 @@ class HFSeq2SeqTranslator:
     ):
         if batch_size < 1 or num_beams < 1 or max_length < 1:
             raise ValueError("batch_size, num_beams and max_length must all be >= 1")
+        if isinstance(dtype, str) and dtype.removeprefix("torch.") not in _HF_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(_HF_DTYPES)} (or null), got {dtype!r}")
         self.model_name_or_path = str(model_name_or_path)
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.batch_size, self.num_beams, self.max_length = batch_size, num_beams, max_length
@@ -890,6 +909,15 @@ class CachedTranslator:
         return [found[t] for t in texts]
 
 
+# The translator kinds of pipeline configs (``{kind: apertium, pair: eng-spa}``); `python -m xner.pipeline
+# --help` lists these names.
+TRANSLATORS: dict[str, type] = {
+    "apertium": ApertiumTranslator,
+    "hf": HFSeq2SeqTranslator,
+    "file": FileTranslator,
+}
+
+
 def make_translator(kind: str, *, cache: bool | str | Path = False, **kwargs: Any) -> Translator:
     """Build a translator from config values.
 
@@ -902,14 +930,9 @@ def make_translator(kind: str, *, cache: bool | str | Path = False, **kwargs: An
     Raises:
         ValueError: an unknown kind.
     """
-    classes: dict[str, type] = {
-        "apertium": ApertiumTranslator,
-        "hf": HFSeq2SeqTranslator,
-        "file": FileTranslator,
-    }
-    if kind not in classes:
-        raise ValueError(f"Unknown translator kind {kind!r}; expected one of {sorted(classes)}.")
-    translator = classes[kind](**kwargs)
+    if kind not in TRANSLATORS:
+        raise ValueError(f"Unknown translator kind {kind!r}; expected one of {', '.join(TRANSLATORS)}.")
+    translator = TRANSLATORS[kind](**kwargs)
     if cache is False or cache is None:
         return translator
     root = None if cache is True else Path(cache)

@@ -6,21 +6,39 @@ import json
 import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
-import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from xner.io.conll import removed_tags, write_conll
 from xner.tables import format_table  # also imported from here by the tasks
 
+if TYPE_CHECKING:  # lightning and torch load on use, so a config error is reported in a second, not ten
+    import lightning as L
+
 log = logging.getLogger(__name__)
+
+
+def require_setting(cfg: DictConfig, key: str, hint: str) -> None:
+    """Exit with status 2 and ``hint`` on stderr when the mandatory setting ``key`` (``???``) is not given.
+
+    Hydra's own error ("Missing mandatory value: ckpt_path") names the key but not what to give it.
+
+    Args:
+        cfg: the run's config.
+        key: a dotted key, e.g. ``ckpt_path``.
+        hint: what to pass and where it comes from, with an example command.
+    """
+    value = OmegaConf.select(cfg, key, throw_on_missing=False)  # None: ``???``, null or absent
+    if value is None or (isinstance(value, str | ListConfig | list) and len(value) == 0):
+        print(f"error: {hint}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 class RunInterrupted(SystemExit):
@@ -79,6 +97,9 @@ def finish_wandb() -> None:
 
 def seed_and_threads(cfg: DictConfig) -> None:
     """Seed everything and cap torch's threads when configured."""
+    import lightning as L  # noqa: PLC0415 - see the TYPE_CHECKING import
+    import torch  # noqa: PLC0415
+
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))

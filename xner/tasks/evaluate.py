@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from xner.data.registry import DataRef
-from xner.lit.loading import load_checkpoint_module
 from xner.stats import paired_bootstrap
 from xner.tasks.common import (
     fail_if_interrupted,
@@ -33,6 +33,7 @@ from xner.tasks.common import (
     instantiate_group,
     peak_rss_mb,
     prepare_wandb,
+    require_setting,
     resolved_config,
     seed_and_threads,
     split_records,
@@ -44,24 +45,66 @@ from xner.tasks.common import (
 
 log = logging.getLogger(__name__)
 
+CKPT_HINT = (
+    "evaluate.py needs ckpt_path=..., e.g.\n"
+    "  python evaluate.py ckpt_path=logs/model_transfer/runs/<run>/checkpoints/best.ckpt eval_splits=swa\n"
+    "training runs write checkpoints/best.ckpt in their run dir; 'ckpt_path=[a.ckpt,b.ckpt]' compares several."
+)
+
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate every checkpoint in ``ckpt_path`` on every split in ``data.test``; returns the record."""
+    """Evaluate every checkpoint in ``ckpt_path`` on every split in ``data.test``; returns the record.
+
+    Exits with status 2 and a hint (the form of ``ckpt_path``, the newest checkpoints under the log dir)
+    when ``ckpt_path`` is not given or names a file that does not exist, before anything is loaded.
+    """
+    ckpts = checkpoints(cfg)
     prepare_wandb(cfg)
     try:
-        return _evaluate(cfg)
+        return _evaluate(cfg, ckpts)
     finally:
         finish_wandb()
 
 
-def _evaluate(cfg: DictConfig) -> dict:
+def checkpoints(cfg: DictConfig) -> list[str]:
+    """The checkpoint paths of ``cfg.ckpt_path`` (one or a list); exits with a hint when none or a missing one."""
+    found = _recent_checkpoints(cfg)
+    hint = CKPT_HINT
+    if found:
+        hint += "\nnewest checkpoints here:\n" + "\n".join(f"  {path}" for path in found)
+    require_setting(cfg, "ckpt_path", hint)
+    value = cfg.ckpt_path
+    ckpts = [str(c) for c in value] if isinstance(value, ListConfig | list) else [str(value)]
+    missing = [c for c in ckpts if not Path(c).is_file()]
+    if missing:
+        print(f"error: no checkpoint file {', '.join(missing)}\n{hint}", file=sys.stderr)
+        raise SystemExit(2)
+    return ckpts
+
+
+def _recent_checkpoints(cfg: DictConfig, limit: int = 3) -> list[str]:
+    """The newest ``best.ckpt`` files of training runs under ``paths.log_dir`` (relative when possible)."""
+    try:
+        log_dir = Path(OmegaConf.select(cfg, "paths.log_dir", default=None) or "logs")
+    except Exception:  # noqa: BLE001 - ${hydra:...} does not resolve outside a Hydra run; a hint is optional
+        log_dir = Path("logs")
+    if not log_dir.is_dir():
+        return []
+    found = [
+        *log_dir.glob("*/runs/*/checkpoints/best.ckpt"),
+        *log_dir.glob("*/multiruns/*/*/checkpoints/best.ckpt"),
+    ]
+    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    cwd = Path.cwd()
+    return [str(p.relative_to(cwd)) if p.is_relative_to(cwd) else str(p) for p in found[:limit]]
+
+
+def _evaluate(cfg: DictConfig, ckpts: list[str]) -> dict:
+    from xner.lit.evaluation import SplitProgress  # noqa: PLC0415 - torch/lightning load after the checks
+    from xner.lit.loading import load_checkpoint_module  # noqa: PLC0415
+
     seed_and_threads(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    ckpts = (
-        [str(c) for c in cfg.ckpt_path]
-        if isinstance(cfg.ckpt_path, ListConfig | list)
-        else [str(cfg.ckpt_path)]
-    )
     pairs = {
         k: tuple(v) for k, v in OmegaConf.to_container(cfg.get("robustness", {}).get("pairs", {})).items()
     }
@@ -76,10 +119,21 @@ def _evaluate(cfg: DictConfig) -> dict:
     }
     rows, error_rows, counts_by_ckpt = [], [], {}
     loggers = instantiate_group(cfg.get("logger"))
+    # SplitProgress logs each split's progress; Lightning's bar shows only on a terminal (in a log file or a
+    # pipe it is one long line of carriage returns) unless the config sets trainer.enable_progress_bar
+    bar = cfg.trainer.get("enable_progress_bar", sys.stdout.isatty())
     # one trainer for every checkpoint: under DDP its launcher starts the other processes once
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[], enable_checkpointing=False)
+    trainer = instantiate(
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=[SplitProgress()],
+        enable_checkpointing=False,
+        enable_progress_bar=bar,
+    )
     for k, ckpt in enumerate(ckpts):
         tag = f"ckpt{k}" if len(ckpts) > 1 else "ckpt"
+        if trainer.is_global_zero:
+            log.info("checkpoint %d/%d: %s", k + 1, len(ckpts), ckpt)
         with timer(record["timings_s"], tag):
             module = load_checkpoint_module(ckpt)
             module.bootstrap_resamples = int(boot.get("resamples", 1000))
