@@ -30,6 +30,7 @@ import torch
 
 from xner.data.datamodule import NERDataModule
 from xner.distill.module import DistillModule
+from xner.tasks.train import prepare_distillation
 
 
 def build(teacher: str, mode: str, cache: str, depth: int, attention: float) -> DistillModule:
@@ -50,7 +51,8 @@ def attach(module: DistillModule, dm: NERDataModule) -> None:
         enable_checkpointing=False,
         limit_val_batches=0,
     )
-    trainer.fit(module, dm)  # builds the cache (cached mode) and attaches trainer + datamodule
+    prepare_distillation(module, dm)  # the tokenizer check and (cached mode) the teacher cache, as train.py
+    trainer.fit(module, dm)  # attaches trainer + datamodule
 
 
 def main() -> None:
@@ -84,7 +86,10 @@ def main() -> None:
     modules = {"plain": plain, **modules}
     batches = list(dm.train_dataloader())[: args.steps]
     for batch in batches:  # the plain student needs labels: every word 'O' is enough to time a step
-        batch["labels"] = torch.where(batch["word_mask"], 0, -100)
+        starts = batch["word_starts"]
+        rows = torch.arange(len(starts))[:, None].expand_as(starts)
+        batch["labels"] = torch.full_like(batch["labels"], -100)
+        batch["labels"][rows[starts >= 0], starts[starts >= 0]] = 0
     optimisers = {
         k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
         for k, m in modules.items()

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from xner.pipeline.cache import StageCache
+from xner.pipeline.methods import method_names
 from xner.pipeline.run import Pipeline, load_spec
 
 SPEC = Path(__file__).resolve().parents[1] / "configs" / "pipeline" / "spa_translate_train.yaml"
@@ -27,7 +28,7 @@ SPEC = Path(__file__).resolve().parents[1] / "configs" / "pipeline" / "spa_trans
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", default="heuristic")
+    parser.add_argument("--method", default="heuristic", choices=method_names())
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--cache", default=None, help="stage cache dir (default: a fresh temporary one)")
     parser.add_argument("overrides", nargs="*", help=f"key=value overrides of {SPEC.name}")

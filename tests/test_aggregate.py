@@ -7,6 +7,7 @@ import pytest
 from results_fixture import make_results
 
 from xner.aggregate import aggregate, find_runs, main
+from xner.aggregate_plots import figure
 from xner.completeness import IncompleteResults
 
 
@@ -42,7 +43,23 @@ def test_aggregate_depth_sweep(tmp_path):
     assert news["6"]["significant"] == "False"  # same erase rate in-domain: no real difference
     drop_cmp = {r["distill.depth"]: r for r in comparisons if r["metric"] == "drop"}
     assert float(drop_cmp["6"]["delta"]) < 0 and drop_cmp["6"]["significant"] == "True"
-    assert written["plot_f1"].stat().st_size > 10_000 and written["plot_drop"].is_file()
+    assert written["plot_f1"].is_file() and written["plot_drop"].is_file()
+    # the plots show the summary: one line per split, at the depths, through the means, with std error bars
+    plotted = [
+        {**r, "mean": float(r["mean"]), "std": float(r["std"])} for r in summary if r["score"] == "strict"
+    ]
+    for metric, splits in (("f1", ["swa_news", "swa_wiki"]), ("drop", ["swa_news->swa_wiki"])):
+        fig = figure(plotted, "distill.depth", ["distill.map"], metric, "t")
+        lines = {c.get_label(): c for c in fig.axes[0].containers}
+        assert sorted(lines) == [f"map=uniform: {s}" for s in splits]
+        for split in splits:
+            rows = sorted((r for r in plotted if r["metric"] == metric and r["split"] == split),
+                          key=lambda r: int(r["distill.depth"]))  # fmt: skip
+            xs, ys = lines[f"map=uniform: {split}"].lines[0].get_data()
+            assert list(xs) == [0.0, 2.0, 6.0] and list(ys) == pytest.approx([r["mean"] for r in rows])
+            bars = lines[f"map=uniform: {split}"].lines[2][0].get_segments()
+            assert [b[1][1] - b[0][1] for b in bars] == pytest.approx([2 * r["std"] for r in rows])
+    assert figure(plotted, "distill.depth", ["distill.map"], "no_such_metric", "t") is None
 
 
 def test_runs_are_named_relative_to_the_input_root(tmp_path):

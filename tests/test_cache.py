@@ -116,7 +116,7 @@ def test_corrupt_entry_is_detected_and_rebuilt(tmp_path: Path, caplog, damage: s
     else:
         (cache.path(key) / "manifest.json").write_text("{not json")
     assert not cache.exists(key, verify=True)
-    with caplog.at_level(logging.WARNING, logger="xner.pipeline.cache"):
+    with caplog.at_level(logging.WARNING, logger="xner.store"):
         again, key2 = cache.get_or_build(*args)
     assert again == value and key2 == key and len(calls) == 2
     assert any(key in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
@@ -177,3 +177,26 @@ def test_concurrent_writer_of_the_same_entry(tmp_path: Path):
     assert value == [{"by": "me"}]
     assert cache.exists(key, verify=True) and load_jsonl(cache.path(key)) == [{"by": "other"}]
     assert [p.name for p in tmp_path.iterdir()] == [key]
+
+
+def test_entries_written_before_the_shared_store_stay_readable(tmp_path: Path):
+    """Entries of the old StageCache (compact canonical manifest) are hits, not rebuilds."""
+    import json
+
+    from xner.pipeline.cache import canonical_json
+
+    cache = StageCache(tmp_path)
+    args, calls = _entry(cache)
+    _, key = cache.get_or_build(*args)
+    manifest = cache.path(key) / "manifest.json"
+    manifest.write_text(canonical_json(json.loads(manifest.read_text())))  # the old on-disk form
+    assert cache.get_or_build(*args)[0] == [{"a": 1}, {"a": 2}] and len(calls) == 1
+
+
+def test_one_store_and_one_checksum_for_both_caches():
+    import xner.distill.teacher_cache as teacher_cache
+    import xner.pipeline.cache as stage_cache
+    import xner.store
+
+    assert stage_cache.file_sha256 is teacher_cache.file_sha256 is xner.store.file_sha256
+    assert stage_cache.Store is teacher_cache.Store is xner.store.Store

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class
@@ -94,3 +95,39 @@ def test_pipeline_yaml_loads_with_overrides():
     assert PipelineSpec(**spec).direction == "translate_train"
     with pytest.raises(ValueError, match="translate-test needs source_model"):
         PipelineSpec(**load_spec(root / "spa_translate_test.yaml", ["source_model=null"]))
+
+
+EXPERIMENTS = sorted(p.stem for p in Path(CONFIGS, "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_names_a_metric_its_run_will_have(experiment):
+    from xner.objective import check_metric_name
+
+    cfg = composed("train", [f"experiment={experiment}", "teacher_ckpt=t.ckpt"])
+    check_metric_name(cfg.optimized_metric, list(cfg.data.test or {}))
+    with pytest.raises(ValueError, match="no test split 'no_such_split'"):
+        check_metric_name("test/no_such_split/f1", list(cfg.data.test or {}))
+
+
+def test_kd_depth_extends_kd_base_with_its_own_settings():
+    from omegaconf import OmegaConf
+
+    base = composed("train", ["experiment=kd_base", "teacher_ckpt=t.ckpt"])
+    depth = composed("train", ["experiment=kd_depth", "teacher_ckpt=t.ckpt"])
+    # Hydra sweepers optimise the metric the W&B sweep of this experiment maximises
+    assert list(depth.data.test) == ["eng_news", "swa_news", "swa_wiki"]
+    wandb_metric = yaml.safe_load((Path(CONFIGS).parent / "sweeps" / "kd_depth.yaml").read_text())["metric"][
+        "name"
+    ]
+    assert depth.optimized_metric == wandb_metric == "test/swa_wiki/f1"
+    assert depth.data.train.ref == "masakhaner2:swa:train" and depth.data.train.labelled is False
+    # where kd_depth keeps the defaults kd_base changes
+    assert (depth.data.batch_size, base.data.batch_size) == (16, 32)
+    assert depth.distill.cache_all_layers is False and base.distill.cache_all_layers is True
+    assert depth.keep_last_ckpt is True and base.keep_last_ckpt is False
+    assert depth.callbacks.model_checkpoint.save_weights_only is False
+    # everything else comes from kd_base
+    assert OmegaConf.to_container(depth.model) == OmegaConf.to_container(base.model)
+    assert depth.data.tokenizer == base.data.tokenizer and depth.data.val is None
+    assert depth.callbacks.model_checkpoint.filename == "final" and depth.num_threads == 2

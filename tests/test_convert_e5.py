@@ -14,6 +14,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 from xner.models import convert_e5 as ce  # noqa: E402
+from xner.models import e5_tokenizer, verify_e5  # noqa: E402
 from xner.models.e5_format import (  # noqa: E402
     E5FormatError,
     E5Header,
@@ -24,8 +25,8 @@ from xner.models.e5_format import (  # noqa: E402
     read_e5,
     write_e5,
 )
+from xner.paths import default_data_dir  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY_PIECES = [
     "<s>",
     "<pad>",
@@ -210,7 +211,7 @@ def test_converted_tiny_tokenizer(tiny_dir, tiny_bin):
     # collapsed and stripped like SentencePiece.
     assert tok("  ｈello\t\x01world\u200b ")["input_ids"] == tok("hello world")["input_ids"]
     e5 = read_e5(tiny_bin)
-    sp = ce.sentencepiece_reference(e5, ce.saved_charsmap(tiny_dir))
+    sp = verify_e5.sentencepiece_reference(e5, verify_e5.saved_charsmap(tiny_dir))
     for text in ["hello world.", "hel lo, world", "he\tlo  wor\x01ld", "xyz hello"]:
         assert tok(text, add_special_tokens=False)["input_ids"] == sp.encode(text), text
 
@@ -289,7 +290,7 @@ def test_composition_rules_follow_sentencepiece_nmt_nfkc():
     # Rules derived from the file's map must agree with SentencePiece's own nmt_nfkc on composed sequences.
     import sentencepiece as spm
 
-    rules = ce.normalization_rules({0x09: (0x20,), 0xFF21: (0x41,)})
+    rules = e5_tokenizer.normalization_rules({0x09: (0x20,), 0xFF21: (0x41,)})
     assert rules["o\u0301"] == "ó" and rules["e\u0323"] == "ẹ" and rules["\t"] == " "
     assert rules["\u1100\u1161"] == "가"  # Hangul jamo compose too
     ref = spm.SentencePieceNormalizer(rule_name="nmt_nfkc")
@@ -299,9 +300,10 @@ def test_composition_rules_follow_sentencepiece_nmt_nfkc():
 
 # ------------------------------------------------------------------------------------------------ real model
 def _real_data_dir() -> Path | None:
-    env = os.environ.get("XNER_DATA")
-    path = Path(env) if env else ROOT.parent / "shared" / "data"
-    return path if path.is_dir() else None
+    try:
+        return default_data_dir()
+    except FileNotFoundError:
+        return None
 
 
 @pytest.fixture(scope="session")
@@ -313,7 +315,7 @@ def me5() -> Path:
         pytest.skip(f"cannot convert the real encoder: {exc}")
 
 
-REAL_SETS = {k: ce.VERIFY_SETS[k] for k in ("eng", "spa", "swa", "hau", "yor", "amh")}
+REAL_SETS = {k: verify_e5.VERIFY_SETS[k] for k in ("eng", "spa", "swa", "hau", "yor", "amh")}
 
 
 @pytest.fixture(scope="module")
@@ -321,10 +323,10 @@ def real_report(me5) -> dict:
     data = _real_data_dir()
     if data is None:
         pytest.skip("real data not found: set XNER_DATA or place the shared data at ../shared/data")
-    sents = ce.verification_sentences(data, per_lang=200, sets=REAL_SETS)
+    sents = verify_e5.verification_sentences(data, per_lang=200, sets=REAL_SETS)
     if len(sents) < 5:
         pytest.skip(f"need >= 5 languages of real data, found {sorted(sents)} under {data}")
-    return ce.verify_conversion(me5, sents, cosine_per_lang=4)
+    return verify_e5.verify_conversion(me5, sents, cosine_per_lang=4)
 
 
 def test_real_tokenizer_matches_sentencepiece(real_report):
@@ -353,7 +355,7 @@ def test_real_normalizer_reproduces_the_file_map(me5):
     from tokenizers import normalizers
 
     e5 = read_e5(ce.find_e5_bin())
-    norm = normalizers.Precompiled(ce.saved_charsmap(me5))
+    norm = normalizers.Precompiled(verify_e5.saved_charsmap(me5))
     wrong = [
         cp
         for cp in range(1, 0x110000)
@@ -402,3 +404,9 @@ def test_cli_verify(me5, capsys):
     assert ce.main(["--verify", "--per-lang", "30", "--cosine-per-lang", "2"]) == 0
     out = capsys.readouterr().out
     assert "ALL" in out and "yor" in out
+
+
+def test_cli_verify_without_data_dir_says_so(me5, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("XNER_DATA", str(tmp_path / "missing"))
+    assert verify_e5.run_verification(me5) == 1
+    assert "no data dir for --verify" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from test_distill_module import ADAMW, student  # the same tiny student recipe
+from test_distill_module import ADAMW, fit, student  # the same tiny student recipe
 from transformers import AutoTokenizer
 
 from xner.data.datamodule import NERDataModule
@@ -107,7 +107,7 @@ def test_data_with_another_vocabulary_fails_before_the_teacher_runs(
     other = other_encoders[vocabulary]
     module = student(teacher_ckpt, tmp_path, depth=1, teacher_mode=teacher_mode)
     with pytest.raises(ValueError) as caught:
-        quiet_trainer(max_steps=1).fit(module, datamodule(other))
+        fit(module, datamodule(other), max_steps=1)
     message = str(caught.value)
     assert f"data.tokenizer={other} does not have the vocabulary of the teacher's tokenizer" in message
     assert f"Fix: set data.tokenizer={tiny_encoder}, or leave data.tokenizer out" in message
@@ -118,9 +118,7 @@ def test_data_with_another_vocabulary_fails_before_the_teacher_runs(
 def test_a_copy_of_the_teachers_tokenizer_is_accepted(teacher_ckpt, tiny_encoder, tmp_path):
     copy = shutil.copytree(tiny_encoder, tmp_path / "copy")
     module = student(teacher_ckpt, tmp_path, depth=1)
-    trainer = quiet_trainer(max_steps=1)
-    trainer.fit(module, datamodule(copy))
-    assert trainer.global_step == 1
+    assert fit(module, datamodule(copy), max_steps=1).global_step == 1
 
 
 def test_vocabulary_difference_names_what_differs(tiny_encoder, other_encoders):
@@ -176,9 +174,9 @@ def test_broken_manifest_is_rebuilt_with_the_same_outputs(damage, build_kwargs, 
     before = arrays(first)
     manifest = first.path / "manifest.json"
     manifest.write_text(DAMAGE[damage](manifest.read_text()))
-    with caplog.at_level(logging.WARNING, logger="xner.distill.teacher_cache"):
+    with caplog.at_level(logging.WARNING, logger="xner.store"):
         rebuilt = get_or_build_teacher_cache(root, [1, 2], [2], build_kwargs)
-    assert f"teacher cache entry {first.path} is broken" in caplog.text and "manifest.json" in caplog.text
+    assert f"teacher cache entry {first.path} is corrupt" in caplog.text and "manifest.json" in caplog.text
     assert rebuilt.path == first.path and [p.name for p in root.iterdir()] == [first.path.name]
     after = arrays(rebuilt)
     assert (
@@ -207,7 +205,7 @@ def test_open_and_find_entry_treat_a_truncated_manifest_as_broken(build_kwargs, 
     manifest.write_text(manifest.read_text()[:100])
     with pytest.raises(ValueError, match="unreadable or invalid .*manifest.json: JSONDecodeError"):
         TeacherCache.open(entry)
-    with caplog.at_level(logging.WARNING, logger="xner.distill.teacher_cache"):
+    with caplog.at_level(logging.WARNING, logger="xner.store"):
         assert find_entry(root, [1], []) is None
     assert "deleting it so it is rebuilt" in caplog.text
     assert not entry.exists() and not list(root.iterdir())  # deleted, no trash left behind

@@ -1,6 +1,13 @@
+import torch
 from transformers import AutoTokenizer
 
-from xner.data.encoding import IGNORE_INDEX, LengthBucketBatchSampler, PadCollator, encode_sentences
+from xner.data.encoding import (
+    IGNORE_INDEX,
+    LengthBucketBatchSampler,
+    PadCollator,
+    encode_sentences,
+    gather_word_starts,
+)
 from xner.labels import LabelSet
 from xner.types import Sentence
 
@@ -35,10 +42,21 @@ def test_collator_pads_dynamically():
             {"input_ids": [0, 2], "labels": [-100, -100], "word_starts": [-1], "index": 7},
         ]
     )
-    assert batch["word_mask"].tolist() == [[False, True, False], [False, False, False]]
+    assert batch["word_starts"].tolist() == [[1], [-1]]
     assert batch["input_ids"].tolist() == [[0, 5, 2], [0, 2, 1]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["labels"][1].tolist() == [-100, -100, -100] and batch["index"].tolist() == [4, 7]
+
+
+def test_gather_word_starts_takes_first_subwords_and_zeros_missing_words():
+    values = torch.arange(2 * 4 * 3, dtype=torch.float).reshape(2, 4, 3)
+    starts = torch.tensor([[1, 3], [0, -1]])
+    rows = gather_word_starts(values, starts)
+    assert rows.shape == (2, 2, 3)
+    assert rows[0].tolist() == [values[0, 1].tolist(), values[0, 3].tolist()]
+    assert rows[1].tolist() == [values[1, 0].tolist(), [0.0, 0.0, 0.0]]
+    # one sentence alone (no batch dimension) gives the same rows
+    assert torch.equal(gather_word_starts(values[1], starts[1]), rows[1])
 
 
 def test_length_buckets_cover_every_item_once():

@@ -1,4 +1,4 @@
-"""Alignment heuristic, back-translation refinement, symmetrisation and the shared projection types."""
+"""Alignment heuristic, back-translation refinement and the shared projection types."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from xner.pipeline.project import (
     project_heuristic,
     refine_alignment_with_translations,
     simple_tokenize,
-    symmetrize,
 )
 from xner.types import Span
 
@@ -268,24 +267,21 @@ def test_refinement_duplicate_entities_claim_different_mentions():
 
 
 # --------------------------------------------------------------------------------------------------------
-# symmetrize
+# the pipeline's heuristic methods (xner.pipeline.methods)
 
 
-def test_symmetrize_modes():
-    fwd = {(0, 0), (1, 1), (2, 1), (5, 7)}
-    bwd = {(0, 0), (1, 1), (1, 2)}
-    assert symmetrize(fwd, bwd) == {(0, 0), (1, 1)}
-    assert symmetrize(fwd, bwd, "union") == fwd | bwd
-    # (2,1) and (1,2) neighbour (1,1) and each brings an unaligned word; (5,7) touches nothing.
-    assert symmetrize(fwd, bwd, "grow-diag") == {(0, 0), (1, 1), (2, 1), (1, 2)}
+def test_heuristic_bt_method_repairs_a_misalignment():
+    from xner.pipeline.methods import SentencePair, get_method
 
-
-def test_grow_diag_needs_an_unaligned_word():
-    fwd = {(0, 0), (1, 1)}
-    bwd = {(0, 0), (1, 1), (0, 1)}  # both words of (0,1) are already aligned
-    assert symmetrize(fwd, bwd, "grow-diag") == {(0, 0), (1, 1)}
-    # A diagonal chain grows step by step from the intersection.
-    assert symmetrize({(0, 0), (1, 1), (2, 2)}, {(0, 0)}, "grow-diag") == {(0, 0), (1, 1), (2, 2)}
-    assert symmetrize(set(), set(), "grow-diag") == set()
-    with pytest.raises(ValueError, match="mode"):
-        symmetrize(fwd, bwd, "grow-diag-final")
+    src = "Yesterday Nelson Mandela visited Madrid".split()
+    tgt = "Ayer Nelson Mandela visitó Madrid".split()
+    ents = [Span(1, 3, "PER"), Span(4, 5, "LOC")]
+    links = {(0, 0), (1, 3), (2, 3), (3, 1), (4, 4)}  # the aligner tied the name to "visitó"
+    pair = SentencePair(ents, src, tgt, links=links, entity_translations=["Nelson Mandela", "Madrid"])
+    plain = get_method("heuristic").project(pair, {})
+    assert plain.tags == ["O", "O", "O", "O", "B-LOC"]
+    assert plain.stats.dropped == Counter({"below_length_ratio": 1})  # 1 of 2 words < 0.8
+    bt = get_method("heuristic_bt").project(pair, {})
+    assert bt.tags == ["O", "B-PER", "I-PER", "O", "B-LOC"]
+    assert bt.method_counts == Counter({"exact": 2, "links_added": 4, "links_removed": 2})
+    assert get_method("heuristic_bt").counts_key == "refinement_counts"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from xner.metrics import count_entities
-from xner.stats import bootstrap_f1, mean_std, paired_bootstrap
+from xner.stats import PairedComparison, bootstrap_f1, mean_std, paired_bootstrap
 
 
 def synthetic(n: int, accuracy: float, seed: int = 0):
@@ -75,3 +75,18 @@ def test_resampling_runs_widens_the_interval_when_seeds_disagree():
     sentences_only = paired_bootstrap(a, b, resamples=400, resample_runs=False)
     assert two_level.delta == sentences_only.delta
     assert (two_level.high - two_level.low) > 2 * (sentences_only.high - sentences_only.low)
+
+
+def test_comparison_row_names_columns_in_table_order():
+    cmp = PairedComparison(delta=2.0, low=0.5, high=3.5, p_value=0.01, f1_a=80.0, f1_b=78.0, resamples=10)
+    assert cmp.row(("f1", "reference_f1"), "_dontcare") == {
+        "f1_dontcare": 80.0,
+        "reference_f1_dontcare": 78.0,
+        "delta_dontcare": 2.0,
+        "ci_low_dontcare": 0.5,
+        "ci_high_dontcare": 3.5,
+        "p_value_dontcare": 0.01,
+        "significant_dontcare": True,
+    }
+    assert list(cmp.row()) == ["delta", "ci_low", "ci_high", "p_value", "significant"]
+    assert not PairedComparison(1.0, -0.5, 2.0, 0.3, 1.0, 0.0, 10).row()["significant"]

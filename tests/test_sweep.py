@@ -6,6 +6,7 @@ import textwrap
 import pytest
 import yaml
 
+from xner.objective import check_metric_name, metric_values, optimized_value
 from xner.sweep import main, run_sweep
 
 # A stand-in for train.py: `behave=ok` writes metrics.json into hydra.run.dir, `behave=silent` exits 0
@@ -79,3 +80,46 @@ def test_help_shows_extra_overrides(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "[-- key=value ...]" in out and "Exit status" in out
+
+
+# A train record as xner.tasks.train.train returns it (the parts the objective reads).
+RECORD = {
+    "val": {"eng_news": 88.0},
+    "splits": {
+        "eng_news": {"f1": 90.0, "precision": 91.0, "f1_dontcare": 90.5, "gold_entities": 5648,
+                     "f1_ci95": [89.0, 91.0], "per_type": {"PER": {"f1": 95.0}}},
+        "swa_wiki": {"f1": 41.0, "precision": 40.0, "f1_dontcare": 47.0, "gold_entities": 800,
+                     "f1_ci95": [39.0, 43.0], "per_type": {"PER": {"f1": 60.0}}},
+    },
+}  # fmt: skip
+
+
+def test_optimized_metric_returns_the_named_metric():
+    assert optimized_value(RECORD, None) == 90.0  # null: the first test split's f1
+    assert optimized_value(RECORD, "test/swa_wiki/f1") == 41.0
+    assert optimized_value(RECORD, "test/swa_wiki/f1_dontcare") == 47.0
+    assert optimized_value(RECORD, "test/swa_wiki/f1_PER") == 60.0
+    assert optimized_value(RECORD, "val/eng_news/f1") == 88.0
+    assert optimized_value({"splits": {}}, None) is None
+
+
+def test_optimized_metric_unknown_name_lists_the_available_ones():
+    with pytest.raises(ValueError, match="test/swa_wiki/f1_dontcare") as err:
+        optimized_value(RECORD, "test/swa_wiki/F1")
+    assert "gold_entities" not in str(err.value)  # counts and intervals are not metrics to optimise
+    assert "f1_ci95" not in str(err.value)
+    assert set(metric_values(RECORD)) >= {
+        "test/eng_news/precision",
+        "test/swa_wiki/f1_PER",
+        "val/eng_news/f1",
+    }
+
+
+def test_optimized_metric_name_is_checked_before_training():
+    check_metric_name(None, [])
+    check_metric_name("test/swa_wiki/f1", ["eng_news", "swa_wiki"])
+    check_metric_name("val/eng_news/f1", ["swa_wiki"])
+    with pytest.raises(ValueError, match="no test split 'swa_news'"):
+        check_metric_name("test/swa_news/f1", ["eng_news", "swa_wiki"])
+    with pytest.raises(ValueError, match="expected test/<split>/<score>"):
+        check_metric_name("swa_wiki/f1", ["swa_wiki"])

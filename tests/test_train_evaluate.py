@@ -206,3 +206,118 @@ def test_bad_test_split_fails_before_training(tmp_path, tiny_encoder, data_dir):
     )
     assert proc.returncode != 0 and "No split 'tset'" in proc.stderr
     assert "Epoch 0" not in proc.stderr and not (out / "checkpoints").exists()  # failed before fitting
+
+
+# ------------------------------------------------------------------------------ projected data, an artifact
+
+
+def test_translate_train_experiment_extends_the_pipeline_config():
+    """experiment=translate_train reads configs/pipeline/spa_translate_train.yaml instead of a copy: the spec
+    the task gets is the one the pipeline CLI builds from that file (so the two share cache entries)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from xner.pipeline.run import load_spec
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=["experiment=translate_train", "projection=markers", "data.train.pipeline.limit=40"],
+        )
+    GlobalHydra.instance().clear()
+    spec = OmegaConf.to_container(cfg.data.train.pipeline, resolve=True)
+    pipeline_yaml = ROOT / "configs" / "pipeline" / "spa_translate_train.yaml"
+    assert spec == load_spec(pipeline_yaml, ["method=markers", "limit=40"])
+    assert set(cfg.data.train) == {"pipeline"}
+
+
+class FakePipeline:
+    """Stands in for xner.pipeline.run.Pipeline: writes a projected set into a directory like the stage does."""
+
+    runs: list = []
+
+    def __init__(self, spec, data_dir=None):
+        from xner.pipeline.cache import StageCache
+
+        self.spec, self.cache = spec, StageCache(FakePipeline.root)
+
+    def output_key(self) -> str:
+        return "a" * 64
+
+    def run_and_store(self):
+        from types import SimpleNamespace
+
+        entry = self.cache.path(self.output_key())
+        entry.mkdir(parents=True, exist_ok=True)
+        records = [
+            {"id": f"s{i}", "tokens": ["Juan", "vive", str(i)], "tags": ["B-PER", "O", "O"]} for i in range(5)
+        ]
+        (entry / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (entry / "meta.json").write_text(json.dumps({"projection": {"projection_rate": 1.0}}))
+        FakePipeline.runs.append(self.spec)
+        return SimpleNamespace(sentences=records, meta={"projection": {"projection_rate": 1.0}})
+
+
+def test_train_task_runs_the_pipeline_stage_and_the_datamodule_only_reads(
+    tmp_path, tiny_encoder, monkeypatch
+):
+    from omegaconf import OmegaConf
+
+    import xner.pipeline.run
+    from xner.data.datamodule import NERDataModule
+    from xner.tasks.train import build_datamodule
+
+    FakePipeline.root, FakePipeline.runs = tmp_path / "stages", []
+    monkeypatch.setattr(xner.pipeline.run, "Pipeline", FakePipeline)
+    data = {
+        "_target_": "xner.data.datamodule.NERDataModule",
+        "tokenizer": str(tiny_encoder),
+        "train": {"pipeline": {"direction": "translate_train", "lang": "spa"}, "limit": 3},
+        "val": None,
+        "test": {},
+    }
+    dm = build_datamodule(OmegaConf.create({"data": data}))
+    assert FakePipeline.runs == [
+        {"direction": "translate_train", "lang": "spa"}
+    ]  # built before the DataModule
+    entry = tmp_path / "stages" / ("a" * 64)
+    assert dm.train_spec == {
+        "projected": str(entry / "data.jsonl"),
+        "meta": str(entry / "meta.json"),
+        "limit": 3,
+    }
+    dm.setup("fit")
+    train = dm.datasets["train"].sentences
+    assert [s.tokens[2] for s in train] == ["0", "1", "2"] and list(train[0].tags) == ["B-PER", "O", "O"]
+    assert train[0].id == "s0" and dm.projected_meta == {"projection": {"projection_rate": 1.0}}
+    # the DataModule never runs the pipeline itself
+    with pytest.raises(ValueError, match="pipeline stage builds"):
+        NERDataModule(str(tiny_encoder), train=data["train"], val=None, test={}).setup("fit")
+    missing = NERDataModule(
+        str(tiny_encoder), train={"projected": str(tmp_path / "none.jsonl")}, val=None, test={}
+    )
+    with pytest.raises(FileNotFoundError, match="pipeline stage writes it"):
+        missing.setup("fit")
+
+
+# ------------------------------------------------------------------------------ evaluation reads the batch
+
+
+def test_collect_decodes_from_the_batch_word_starts():
+    """Predictions come from the batch's word_starts (no trainer, no dataloader needed); words without a
+    subword position (cut off) are tagged O and counted."""
+    from xner.labels import LabelSet
+    from xner.lit.evaluation import SplitEvaluationMixin
+
+    evaluator = SplitEvaluationMixin()
+    evaluator.init_evaluation(LabelSet(["PER"]))  # labels O, B-PER, I-PER
+    evaluator._reset_eval("test")
+    logits = torch.zeros(2, 4, 3)
+    logits[0, 1, 1] = logits[0, 2, 2] = logits[1, 1, 1] = 1.0
+    batch = {"index": torch.tensor([7, 3]), "word_starts": torch.tensor([[1, 2, -1], [1, -1, -1]])}
+    evaluator.collect("test", batch, logits)
+    pending = evaluator._pending["test"][0]
+    assert evaluator._word_tags(pending[7], 3) == (["B-PER", "I-PER", "O"], 1)  # third word cut off
+    assert evaluator._word_tags(pending[3], 1) == (["B-PER"], 0)  # padding columns are not words

@@ -1,9 +1,8 @@
-"""Translators: Apertium (real engine, when installed), a tiny random HF seq2seq model, files, the cache."""
+"""Translators: Apertium (real engine, when installed), a tiny random HF seq2seq model, files."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,8 @@ import pytest
 from xner.pipeline.translate import (
     ApertiumError,
     ApertiumTranslator,
-    CachedTranslator,
     FileTranslator,
     HFSeq2SeqTranslator,
-    TranslationCache,
     Translator,
     apertium_package_for,
     make_translator,
@@ -356,58 +353,13 @@ def test_file_translator_errors(tmp_path: Path):
         FileTranslator(badj)
 
 
-# ------------------------------------------------------------------------------------------------ cache
-
-
-class CountingTranslator:
-    """A fake translator that upper-cases and records what it was asked."""
-
-    def __init__(self, tag: str = "v1"):
-        self.name = "upper"
-        self.tag = tag
-        self.calls: list[list[str]] = []
-
-    def cache_key(self) -> dict:
-        return {"engine": "fake-upper", "tag": self.tag}
-
-    def translate(self, texts: Sequence[str]) -> list[str]:
-        self.calls.append(list(texts))
-        return [t.upper() for t in texts]
-
-
-def test_cached_translator_hits_and_misses(tmp_path: Path):
-    cache = TranslationCache(tmp_path / "tr")
-    inner = CountingTranslator()
-    cached = CachedTranslator(inner, cache)
-    assert cached.translate(["a", "b", "a"]) == ["A", "B", "A"]
-    assert inner.calls == [["a", "b"]] and cached.misses == 2 and cached.hits == 0 and cached.duplicates == 1
-    # Second call: everything from the cache, inner never called.
-    again = CachedTranslator(CountingTranslator(), cache)
-    assert again.translate(["b", "a"]) == ["B", "A"]
-    assert again.inner.calls == [] and again.hits == 2 and again.misses == 0
-    # Only the new sentence is translated.
-    assert cached.translate(["a", "c"]) == ["A", "C"] and inner.calls[-1] == ["c"]
-    # A different cache key is a different cache.
-    other = CountingTranslator(tag="v2")
-    assert CachedTranslator(other, cache).translate(["a"]) == ["A"] and other.calls == [["a"]]
-    assert len(list((tmp_path / "tr").glob("*.sqlite"))) == 2
-    assert cache.get_many(inner.cache_key(), ["a", "zzz"]) == {"a": "A"}
-
-
-def test_cached_translator_rejects_wrong_counts(tmp_path: Path):
-    class Broken(CountingTranslator):
-        def translate(self, texts):
-            return ["x"]
-
-    with pytest.raises(ValueError, match="returned 1 translations for 2 texts"):
-        CachedTranslator(Broken(), TranslationCache(tmp_path)).translate(["a", "b"])
+# ------------------------------------------------------------------------------------------------ factory
 
 
 def test_make_translator(tmp_path: Path):
     tsv = tmp_path / "tr.tsv"
     tsv.write_text("a\tx\n", encoding="utf-8")
     assert isinstance(make_translator("file", path=tsv), FileTranslator)
-    wrapped = make_translator("file", path=tsv, cache=tmp_path / "cache")
-    assert isinstance(wrapped, CachedTranslator) and wrapped.translate(["a"]) == ["x"]
+    assert make_translator("file", path=tsv).translate(["a"]) == ["x"]
     with pytest.raises(ValueError, match="Unknown translator kind 'google'"):
         make_translator("google")

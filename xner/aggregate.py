@@ -36,15 +36,21 @@ import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xner.aggregate_plots import plot, sort_key
+from xner.aggregate_compare import (  # noqa: F401 - baseline_group, is_baseline_group: public here too
+    SCORES,
+    baseline_group,
+    check_score,
+    compare_to_baseline,
+    is_baseline_group,
+)
+from xner.aggregate_plots import plot
 from xner.completeness import IncompleteResults, incomplete_message, results_problems
-from xner.io.conll import read_predictions_file
-from xner.metrics import EntityCounts, count_entities
-from xner.stats import mean_std, paired_bootstrap, paired_bootstrap_drop
+from xner.stats import mean_std
+from xner.tables import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +103,6 @@ def load_rows(runs: Sequence[Path], keys: Sequence[str]) -> list[dict]:
     return rows
 
 
-SCORES = {"strict": "f1", "dontcare": "f1_dontcare"}
-
-
-def _check_score(score: str) -> None:
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
-
-
 def summarise(
     rows: Sequence[dict],
     x: str,
@@ -117,7 +115,7 @@ def summarise(
     ``score`` is ``strict`` (seqeval strict F1) or ``dontcare`` (predictions overlapping gold spans that the
     label mapping removed are left out); runs recorded before don't-care scoring existed have none.
     """
-    _check_score(score)
+    check_score(score)
     group_keys = [*series, x]
     by_group: dict[tuple, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
@@ -129,201 +127,32 @@ def summarise(
         splits = sorted({s for per in runs.values() for s in per})
         for split in splits:
             values = [per[split] for per in runs.values() if split in per]
-            mean, std = mean_std(values)
-            out.append(
-                {
-                    **base,
-                    "score": score,
-                    "split": split,
-                    "metric": "f1",
-                    "runs": len(values),
-                    "mean": mean,
-                    "std": std,
-                    "values": " ".join(f"{v:.2f}" for v in values),
-                }
-            )
+            out.append(_summary_row(base, score, split, "f1", values))
         for ind, ood in pairs:
             both = [per for per in runs.values() if ind in per and ood in per]
             if not both:
                 continue
             drops = [per[ind] - per[ood] for per in both]
             rel = [100 * (per[ind] - per[ood]) / per[ind] for per in both if per[ind] > 0]
-            mean, std = mean_std(drops)
-            out.append(
-                {
-                    **base,
-                    "score": score,
-                    "split": f"{ind}->{ood}",
-                    "metric": "drop",
-                    "runs": len(drops),
-                    "mean": mean,
-                    "std": std,
-                    "values": " ".join(f"{v:.2f}" for v in drops),
-                }
-            )
+            out.append(_summary_row(base, score, f"{ind}->{ood}", "drop", drops))
             if rel:
-                mean, std = mean_std(rel)
-                out.append(
-                    {
-                        **base,
-                        "score": score,
-                        "split": f"{ind}->{ood}",
-                        "metric": "relative_drop_%",
-                        "runs": len(rel),
-                        "mean": mean,
-                        "std": std,
-                        "values": " ".join(f"{v:.2f}" for v in rel),
-                    }
-                )
+                out.append(_summary_row(base, score, f"{ind}->{ood}", "relative_drop_%", rel))
     return out
 
 
-def _counts(run: str, split: str, score: str = "strict") -> EntityCounts | None:
-    path = Path(run) / "predictions" / f"{split}.conll"
-    if not path.is_file():
-        return None
-    data = read_predictions_file(path)
-    if score == "strict":
-        return count_entities(data.gold, data.pred)
-    removed = data.removed_spans()  # None: a file written before removed spans were recorded
-    return None if removed is None else count_entities(data.gold, data.pred, ignore=removed)
-
-
-def compare_to_baseline(
-    rows: Sequence[dict],
-    x: str,
-    series: Sequence[str],
-    baseline: dict[str, str],
-    resamples: int = 1000,
-    pairs: Sequence[tuple[str, str]] = (),
-    score: str = "strict",
-) -> list[dict]:
-    """Paired bootstrap (pooled seeds) of every (series, x) group against the baseline group, per split,
-    on the counts of ``score`` (``strict`` or ``dontcare``; see :func:`summarise`).
-
-    For each (in, out) pair the *drop* is compared too: the statistic is the difference of drops, resampling
-    the in-domain and out-of-domain sentences independently (they are different test sets).
-    """
-    _check_score(score)  # any other value would silently score don't-care
-    group_keys = [*series, x]
-    runs_by_group: dict[tuple, set[str]] = defaultdict(set)
-    seed_of: dict[str, Any] = {}
-    for r in rows:
-        runs_by_group[tuple(r[k] for k in group_keys)].add(r["run"])
-        seed_of[r["run"]] = r.get("seed")
-
-    def by_seed(runs: set[str]) -> list[str]:
-        # same seed, same position: the bootstrap pairs runs of two groups by position
-        return sorted(runs, key=lambda run: (sort_key(seed_of[run]), run))
-
-    splits = sorted({r["split"] for r in rows})
-
-    out = []
-    for group, runs in sorted(runs_by_group.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
-        if is_baseline_group(group_keys, group, baseline):
-            continue
-        values = dict(zip(group_keys, group, strict=True))
-        ref_group = baseline_group(runs_by_group, group_keys, group, baseline, series)
-        if ref_group is None:
-            continue
-        for split in splits:
-            a = [c for run in by_seed(runs) if (c := _counts(run, split, score)) is not None]
-            b = [
-                c
-                for run in by_seed(runs_by_group[ref_group])
-                if (c := _counts(run, split, score)) is not None
-            ]
-            if not a or not b:
-                continue
-            cmp = paired_bootstrap(a, b, resamples=resamples)
-            cmp_sentences = paired_bootstrap(a, b, resamples=resamples, resample_runs=False)
-            row = _comparison_row(values, split, "f1", baseline, len(a), len(b), cmp, cmp_sentences)
-            out.append({"score": score, **row})
-        for ind, ood in pairs:
-            groups = [
-                [c for run in by_seed(rs) if (c := _counts(run, split, score)) is not None]
-                for rs in (runs, runs_by_group[ref_group])
-                for split in (ind, ood)
-            ]
-            if all(groups) and len(groups[0]) == len(groups[1]) and len(groups[2]) == len(groups[3]):
-                cmp = paired_bootstrap_drop(*groups, resamples=resamples)
-                cmp_sentences = paired_bootstrap_drop(*groups, resamples=resamples, resample_runs=False)
-                row = _comparison_row(
-                    values,
-                    f"{ind}->{ood}",
-                    "drop",
-                    baseline,
-                    len(groups[0]),
-                    len(groups[2]),
-                    cmp,
-                    cmp_sentences,
-                )
-                out.append({"score": score, **row})
-    return out
-
-
-def is_baseline_group(keys: Sequence[str], group: tuple, baseline: Mapping[str, Any]) -> bool:
-    """Whether ``group`` (values of ``keys``) is a baseline group (``baseline``: ``{key: value}``)."""
-    values = dict(zip(keys, group, strict=True))
-    return all(str(values.get(k)) == str(v) for k, v in baseline.items())
-
-
-def baseline_group(
-    groups: Iterable[tuple],
-    keys: Sequence[str],
-    group: tuple,
-    baseline: Mapping[str, Any],
-    match: Sequence[str],
-) -> tuple | None:
-    """The baseline group sharing ``group``'s values of ``match`` (the series), else the only baseline group.
-
-    (Depth 0 is logits only, so e.g. the ``map=last`` series has no depth-0 run of its own: it is compared
-    with the single depth-0 group.)"""
-    candidates = [g for g in groups if is_baseline_group(keys, g, baseline)]
-    values = dict(zip(keys, group, strict=True))
-    same = [
-        g
-        for g in candidates
-        if all(dict(zip(keys, g, strict=True))[k] == values[k] for k in match if k not in baseline)
-    ]
-    if same:
-        return same[0]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _comparison_row(
-    values: dict, split: str, metric: str, baseline: dict, runs: int, baseline_runs: int, cmp, cmp_sentences
-) -> dict:
-    """One comparison: the two-level bootstrap (runs and sentences) decides; the sentences-only p is kept."""
+def _summary_row(base: dict, score: str, split: str, metric: str, values: Sequence[float]) -> dict:
+    """One summary.csv row: mean ± std over the runs' ``values``, which are kept too."""
+    mean, std = mean_std(values)
     return {
-        **values,
+        **base,
+        "score": score,
         "split": split,
         "metric": metric,
-        "baseline": " ".join(f"{k}={v}" for k, v in baseline.items()),
-        "runs": runs,
-        "baseline_runs": baseline_runs,
-        "value": cmp.f1_a,
-        "baseline_value": cmp.f1_b,
-        "delta": cmp.delta,
-        "ci_low": cmp.low,
-        "ci_high": cmp.high,
-        "p_value": cmp.p_value,
-        "significant": cmp.significant,
-        "p_value_sentences_only": cmp_sentences.p_value,
-        "ci_low_sentences_only": cmp_sentences.low,
-        "ci_high_sentences_only": cmp_sentences.high,
+        "runs": len(values),
+        "mean": mean,
+        "std": std,
+        "values": " ".join(f"{v:.2f}" for v in values),
     }
-
-
-def write_csv(path: Path, rows: Sequence[dict]) -> None:
-    """Write dict rows with the union of their keys as columns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
 def aggregate(
@@ -377,8 +206,8 @@ def aggregate(
             indent=2,
         )
     )
-    write_csv(written["runs"], [{**r, "run": names[r["run"]]} for r in rows])
-    write_csv(written["summary"], summary)
+    write_csv(written["runs"], [{**r, "run": names[r["run"]]} for r in rows], ".4f")
+    write_csv(written["summary"], summary, ".4f")
     if baseline:
         comparisons = [
             row
@@ -387,7 +216,7 @@ def aggregate(
         ]
         if comparisons:
             written["comparisons"] = out / "comparisons.csv"
-            write_csv(written["comparisons"], comparisons)
+            write_csv(written["comparisons"], comparisons, ".4f")
     name = x.replace(".", "_")
     for metric in ("f1", "drop"):
         shown = [r for r in summary if r["score"] == plotted]

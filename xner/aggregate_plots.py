@@ -19,7 +19,32 @@ def sort_key(value: Any) -> tuple:
 def plot(
     summary: Sequence[dict], x: str, series: Sequence[str], metric: str, path: Path, title: str
 ) -> Path | None:
-    """Mean ± std vs ``x``: one line per (series, split)."""
+    """Save :func:`figure` as ``path``; ``None`` (nothing written) when ``summary`` has no ``metric`` rows."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - plotting is optional
+
+    fig = figure(summary, x, series, metric, title)
+    if fig is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def figure(summary: Sequence[dict], x: str, series: Sequence[str], metric: str, title: str):
+    """Mean ± std of ``metric`` vs ``x``: one error-bar line per (series, split), labelled with both.
+
+    Args:
+        summary: rows of :func:`xner.aggregate.summarise` (``metric``, ``split``, ``mean``, ``std``, keys).
+        x: the swept key (the x axis; numeric values are placed by value, others in sorted order).
+        series: keys that tell lines apart besides the split.
+        metric: the summary metric to plot (``f1``, ``drop``, ...).
+        title: the figure title.
+
+    Returns:
+        A matplotlib figure (its ``axes[0].containers`` hold the lines, in label order), or ``None`` when
+        ``summary`` has no row of ``metric``.
+    """
     import matplotlib  # noqa: PLC0415 - plotting is optional
 
     matplotlib.use("Agg")
@@ -54,7 +79,4 @@ def plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xner.data.encoding import Encoded, PadCollator
+from xner.data.encoding import Encoded, PadCollator, gather_word_starts
 from xner.distill.layer_map import build_layer_map, check_layer
 
 
@@ -165,8 +165,12 @@ def word_representations(
                 check_layer(layer, len(states) - 1, "model")
             checked = True
         for row, i in enumerate(idx):
-            starts = torch.tensor([p for p in encoded[i].word_starts if p >= 0], dtype=torch.long)
-            per_sentence[i] = {layer: states[layer][row, starts].float().cpu().numpy() for layer in layers}
+            starts = torch.tensor(encoded[i].word_starts, dtype=torch.long)
+            # only the words that have a first subword: ``present`` below marks which ones they are
+            per_sentence[i] = {
+                layer: gather_word_starts(states[layer][row], starts)[starts >= 0].float().cpu().numpy()
+                for layer in layers
+            }
     present = np.array([p >= 0 for e in encoded for p in e.word_starts], dtype=bool)
     out = {
         layer: np.concatenate([per_sentence[i][layer] for i in range(len(encoded))])

@@ -41,7 +41,6 @@ don't-care F1 and counts the spurious predictions that lie on removed entities.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -51,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from xner.metrics import EntityCounts, count_entities, scores_from_counts, strict_spans
-from xner.tables import format_table
+from xner.tables import format_table, write_csv
 from xner.types import Span
 
 GOLD_CATEGORIES = ("exact", "boundary", "type", "boundary+type", "missed")
@@ -303,11 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{breakdown.table(title)}")
         rows += [{"file": name, "split": path.stem, **r} for r in breakdown.rows()]
     if args.out:
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        with open(args.out, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(args.out, rows)
         print(f"\nwrote {args.out}")
     return 0
 

@@ -29,11 +29,6 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     return prefix, etype
 
 
-def entity_types(tags: Iterable[str]) -> list[str]:
-    """Sorted entity types named by ``tags``."""
-    return sorted({t for tag in tags if (t := split_tag(tag)[1]) is not None})
-
-
 class LabelSet:
     """An ordered IOB2 label vocabulary built from entity types: ``O, B-T1, I-T1, B-T2, ...``."""
 

@@ -51,7 +51,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from xner.aggregate import baseline_group
+from xner.aggregate_compare import baseline_group
+from xner.tables import write_csv
 
 _NORMAL = NormalDist()
 
@@ -308,15 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("\t".join(_format(r.get(c, "")) for c in columns) + (f"\t({r['note']})" if r["note"] else ""))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-            writer.writeheader()
-            writer.writerows(
-                {k: _format(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows
-            )
-        print(f"written: {out}")
+        write_csv(args.out, rows, ".2f")
+        print(f"written: {args.out}")
     return 0
 
 

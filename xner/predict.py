@@ -9,7 +9,6 @@ subword at all (some control or format characters) are tagged ``O`` and counted.
 from __future__ import annotations
 
 import bisect
-import unicodedata
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
-from xner.data.encoding import PadCollator, encode_sentences
+from xner.data.encoding import PadCollator, encode_sentences, gather_word_starts, nfc_words
 from xner.types import Sentence
 
 
@@ -139,7 +138,7 @@ def word_lengths(sentences: Sequence[Sentence], tokenizer, batch_size: int = 100
     out = []
     for lo in range(0, len(sentences), batch_size):
         chunk = sentences[lo : lo + batch_size]
-        words = [[unicodedata.normalize("NFC", w) for w in s.tokens] for s in chunk]
+        words = nfc_words(chunk)
         # verbose=False: sentences longer than the model are expected here (they get windows)
         batch = tokenizer(words, is_split_into_words=True, add_special_tokens=False, verbose=False)
         for k, sent in enumerate(chunk):
@@ -213,7 +212,7 @@ def predict_words(
         probs = torch.softmax(logits.float(), -1).cpu()
         for row, k in enumerate(idx):
             starts = torch.tensor(encoded[k].word_starts, dtype=torch.long)
-            piece_probs[k] = (probs[row, starts.clamp_min(0)] * (starts >= 0)[:, None]).numpy()
+            piece_probs[k] = gather_word_starts(probs[row], starts).numpy()
     return _assemble(sentences, plans, pieces, encoded, piece_probs, module.label_set.labels)
 
 

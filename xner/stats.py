@@ -86,6 +86,27 @@ class PairedComparison:
         """Whether the interval excludes zero (at the level it was computed with)."""
         return self.low > 0 or self.high < 0
 
+    def row(self, values: tuple[str, str] | None = None, suffix: str = "") -> dict[str, float | bool]:
+        """The comparison as table columns, in the order every results table uses.
+
+        Args:
+            values: column names for ``f1_a`` and ``f1_b`` (e.g. ``("f1", "reference_f1")``), which come
+                first; ``None`` leaves them out.
+            suffix: appended to every column name (e.g. ``"_dontcare"``).
+
+        Returns:
+            ``{values..., delta, ci_low, ci_high, p_value, significant}``, each name ending in ``suffix``.
+        """
+        named = dict(zip(values, (self.f1_a, self.f1_b), strict=True)) if values else {}
+        named |= {
+            "delta": self.delta,
+            "ci_low": self.low,
+            "ci_high": self.high,
+            "p_value": self.p_value,
+            "significant": self.significant,
+        }
+        return {f"{k}{suffix}": v for k, v in named.items()}
+
 
 def _run_f1(runs: Sequence[EntityCounts], idx: np.ndarray) -> np.ndarray:
     """Resampled F1 of every run: ``[runs, resamples]`` for sentence indices ``idx`` (``[resamples, n]``)."""

@@ -1,8 +1,35 @@
-"""Plain-text tables for terminals and logs (no heavy imports, so command-line tools can use them)."""
+"""Tables for terminals, logs and CSV files (no heavy imports, so command-line tools can use them)."""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], float_format: str | None = None) -> None:
+    """Write dict rows as CSV; the columns are the union of the rows' keys, in the order first seen.
+
+    Parent folders are created. With no rows nothing is written (a header-less file would only mislead).
+
+    Args:
+        path: the CSV file.
+        rows: one dict per row; a key missing from a row leaves its cell empty.
+        float_format: a format spec for float cells (e.g. ``".4f"``); ``None`` writes Python's ``str``.
+    """
+    if not rows:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for r in rows:
+            if float_format is not None:
+                r = {k: format(v, float_format) if isinstance(v, float) else v for k, v in r.items()}
+            writer.writerow(r)
 
 
 def format_table(rows: list[dict], columns: list[str], title: str = "") -> str:

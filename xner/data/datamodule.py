@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -27,6 +29,7 @@ from xner.data.registry import (
     parse_split_spec,
     register_dataset,
 )
+from xner.io.jsonl import iter_jsonl
 from xner.labels import LabelSet
 from xner.types import Sentence
 
@@ -50,8 +53,9 @@ class NERDataModule(L.LightningDataModule):
         tokenizer: HF tokenizer name or directory (normally the encoder's).
         train: the training split (``"conll2003::train"`` or a mapping with ``label_map``/``limit``/``labelled``;
             ``{path: file.conll, types: [...], ...}`` or ``{hf: ..., ...}`` for a split outside the named
-            datasets), or ``{"pipeline": {...}}``: a projected set (:class:`xner.pipeline.run.PipelineSpec`)
-            that ``prepare_data`` builds and ``setup`` reads.
+            datasets), or ``{projected: <sentences.jsonl>, meta: <meta.json>, limit: N}``: a projected set,
+            the artifact of the pipeline stage (:func:`xner.tasks.train.projected_training_set` builds it
+            from a ``{pipeline: {...}}`` spec before the DataModule exists); read, never built, here.
         val: the validation split (or ``None``).
         test: named test splits: ``{name: spec}``; each becomes ``test/<name>/f1``.
         data_dir: the data root (``paths.data_dir``).
@@ -63,7 +67,6 @@ class NERDataModule(L.LightningDataModule):
         bucket_by_length: batch training sentences of similar length.
         num_workers: DataLoader workers.
         seed: shuffling seed.
-        train_sentences: optional sentences to train on instead of ``train`` (projected sets, pipelines).
         test_limit: score only the first N sentences of every test split (smoke runs).
         datasets: datasets declared inline, ``{name: {folder: ..., types: [...], ...}}`` (the fields of a
             ``configs/datasets/<name>.yaml``); registered on construction, so every split spec can name them.
@@ -84,7 +87,6 @@ class NERDataModule(L.LightningDataModule):
         bucket_by_length: bool = True,
         num_workers: int = 0,
         seed: int = 0,
-        train_sentences: Sequence[Sentence] | None = None,
         test_limit: int | None = None,
         datasets: Mapping[str, Mapping[str, Any]] | None = None,
     ):
@@ -99,13 +101,12 @@ class NERDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.max_length, self.eval_max_length = max_length, eval_max_length
         self.bucket_by_length, self.num_workers, self.seed = bucket_by_length, num_workers, seed
-        self.train_sentences = train_sentences
         self.test_limit = test_limit
         self.tokenizer = None
         self.datasets: dict[str, EncodedDataset] = {}
         self.split_stats: dict[str, SplitStats] = {}
         self.encoding_stats: dict[str, EncodingStats] = {}
-        self.pipeline_meta: dict | None = None
+        self.projected_meta: dict | None = None  # the projected training set's meta.json, when it is one
 
     @property
     def test_split_names(self) -> list[str]:
@@ -148,39 +149,24 @@ class NERDataModule(L.LightningDataModule):
         self.datasets[name] = dataset
         return dataset
 
-    def _pipeline(self):
-        from xner.pipeline.run import Pipeline  # noqa: PLC0415 - only for projected training sets
-
-        spec = self.train_spec["pipeline"]
-        if isinstance(spec, DictConfig):  # plain containers: the spec is hashed into cache keys
-            spec = OmegaConf.to_container(spec, resolve=True)
-        return Pipeline(dict(spec), self.data_dir)
-
-    def _is_pipeline(self) -> bool:
-        return isinstance(self.train_spec, Mapping) and "pipeline" in self.train_spec
-
-    def prepare_data(self) -> None:
-        """Build what is missing: the projected training set when ``train`` is a pipeline spec."""
-        if self._is_pipeline():
-            output = self._pipeline().run_and_store()
-            log.info(
-                "projected training set: %d sentences, projection rate %.3f",
-                len(output.sentences),
-                output.meta["projection"]["projection_rate"],
+    def _train_split(self) -> None:
+        spec = self.train_spec
+        if isinstance(spec, Mapping) and "pipeline" in spec:
+            raise ValueError(
+                "data.train is a pipeline spec: the projected set is an artifact the pipeline stage builds "
+                "before the DataModule (train.py does; or call xner.tasks.train.projected_training_set) and "
+                "data.train then names its files: {projected: <sentences.jsonl>, meta: <meta.json>}"
             )
+        if isinstance(spec, Mapping) and "projected" in spec:
+            sentences, self.projected_meta = read_projected_set(spec["projected"], spec.get("meta"))
+            self.encode("train", sentences[: spec.get("limit")], self.max_length)
+        elif spec is not None:
+            self.load("train", spec, self.max_length)
 
     def setup(self, stage: str | None = None) -> None:
         """Read and encode the splits the stage needs (reads only; builds nothing)."""
         if stage in (None, "fit") and "train" not in self.datasets:
-            if self.train_sentences is not None:
-                self.encode("train", self.train_sentences, self.max_length)
-            elif self._is_pipeline():
-                output = self._pipeline().load()
-                self.pipeline_meta = output.meta
-                sentences = output.sentences[: self.train_spec.get("limit")]
-                self.encode("train", sentences, self.max_length)
-            elif self.train_spec is not None:
-                self.load("train", self.train_spec, self.max_length)
+            self._train_split()
         if stage in (None, "fit", "validate") and self.val_spec is not None and "val" not in self.datasets:
             self.load("val", self.val_spec, self.eval_max_length)
         if stage in (None, "test", "predict"):
@@ -226,3 +212,27 @@ class NERDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._eval_loader(self.datasets[name]) for name in self.test_specs]
+
+
+def read_projected_set(
+    path: str | Path, meta: str | Path | None = None
+) -> tuple[list[Sentence], dict | None]:
+    """Read a projected set: JSON lines of ``{"id", "tokens", "tags"}`` and (optionally) its ``meta.json``.
+
+    Raises:
+        FileNotFoundError: a file is missing (the message says how it is built).
+        ValueError: a line that is not a sentence record (file and line number given).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"projected set {path} not found: the pipeline stage writes it (train.py runs it when data.train "
+            "has a pipeline spec; or python -m xner.pipeline)"
+        )
+    sentences = []
+    for line_no, record in iter_jsonl(path):
+        try:
+            sentences.append(Sentence(record["tokens"], record["tags"], record["id"]))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path}:{line_no}: not a projected sentence record ({err!r})") from err
+    return sentences, json.loads(Path(meta).read_text(encoding="utf-8")) if meta else None

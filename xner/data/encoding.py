@@ -51,6 +51,15 @@ class Encoded:
     word_starts: list[int]
 
 
+def nfc_words(sentences: Sequence[Sentence]) -> list[list[str]]:
+    """The sentences' words in Unicode NFC, as every tokenizer call on words gets them.
+
+    NFC joins letters and separate combining accents (MasakhaNER Yoruba is written decomposed); the XLM-R
+    normaliser cannot compose them, so decomposed text would cost ~23% more, rarer subwords.
+    """
+    return [[unicodedata.normalize("NFC", w) for w in s.tokens] for s in sentences]
+
+
 def encode_sentences(
     sentences: Sequence[Sentence],
     tokenizer,
@@ -73,9 +82,7 @@ def encode_sentences(
     stats = EncodingStats()
     for lo in range(0, len(sentences), batch_size):
         chunk = sentences[lo : lo + batch_size]
-        # NFC joins letters and separate combining accents (MasakhaNER Yoruba is written decomposed); the
-        # XLM-R normaliser cannot compose them, so decomposed text would cost ~23% more, rarer subwords.
-        words = [[unicodedata.normalize("NFC", w) for w in s.tokens] for s in chunk]
+        words = nfc_words(chunk)
         batch = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
         for k, sent in enumerate(chunk):
             word_ids = batch.word_ids(k)
@@ -101,6 +108,24 @@ def encode_sentences(
             stats.empty_words += len(missing) - truncated
             encoded.append(Encoded(batch["input_ids"][k], labels, starts))
     return encoded, stats
+
+
+def gather_word_starts(values: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
+    """Each word's row of ``values`` at its first subword; zeros for words with none (``word_starts < 0``).
+
+    The one place the labelling convention (a word's first subword stands for the word) is applied to
+    model outputs: logits, probabilities or hidden states.
+
+    Args:
+        values: subword rows, ``[..., T, D]`` (e.g. ``[B, T, D]`` for a batch, ``[T, D]`` for one sentence).
+        word_starts: first-subword position of each word, ``[..., W]`` with the same leading shape; ``-1``
+            (any negative value) marks a word with no subword (truncated or empty).
+
+    Returns:
+        ``[..., W, D]``: row ``w`` is ``values[..., word_starts[w], :]``, or zeros where that is negative.
+    """
+    index = word_starts.clamp_min(0)[..., None].expand(*word_starts.shape, values.shape[-1])
+    return values.gather(-2, index) * (word_starts >= 0)[..., None]
 
 
 class EncodedDataset(Dataset):
@@ -140,26 +165,22 @@ class PadCollator:
         input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
         attention = torch.zeros((n, width), dtype=torch.long)
-        word_mask = torch.zeros((n, width), dtype=torch.bool)
         for i, it in enumerate(items):
             m = len(it["input_ids"])
             input_ids[i, :m] = torch.tensor(it["input_ids"])
             labels[i, :m] = torch.tensor(it["labels"])
             attention[i, :m] = 1
-            starts = [p for p in it.get("word_starts", ()) if p >= 0]
-            word_mask[i, starts] = True
         n_words = max((len(it.get("word_starts", ())) for it in items), default=0)
         word_starts = torch.full((n, max(1, n_words)), -1, dtype=torch.long)
         for i, it in enumerate(items):
             ws = it.get("word_starts", ())
             word_starts[i, : len(ws)] = torch.tensor(ws, dtype=torch.long)
         index = torch.tensor([it["index"] for it in items], dtype=torch.long)
-        # word_mask marks first subwords: the positions that carry labels, labelled data or not
+        # word_starts (-1 = no subword) marks the positions that carry labels, labelled data or not
         return {
             "input_ids": input_ids,
             "attention_mask": attention,
             "labels": labels,
-            "word_mask": word_mask,
             "word_starts": word_starts,
             "index": index,
         }

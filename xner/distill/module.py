@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -13,9 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from transformers import AutoTokenizer
 
-from xner.data.encoding import encode_sentences
+from xner.data.encoding import encode_sentences, gather_word_starts
 from xner.distill import losses
-from xner.distill.layer_map import STRATEGIES, build_layer_map
+from xner.distill.config import DistillConfig
+from xner.distill.layer_map import build_layer_map
 from xner.distill.student import (
     resolve_teacher_layers,
     same_location,
@@ -23,78 +24,22 @@ from xner.distill.student import (
     student_from_pretrained,
     student_from_teacher,
     teacher_encoder_dir,
-    vocabulary_difference,
+    tokenizer_problem,
 )
-from xner.distill.teacher_cache import (
-    TeacherCache,
-    cache_key,
-    encoded_sha256,
-    file_sha256,
-    get_or_build_teacher_cache,
-)
+from xner.distill.teacher_cache import TeacherCache, teacher_outputs
 from xner.labels import LabelSet
 from xner.lit.evaluation import SplitEvaluationMixin
 from xner.lit.loading import load_checkpoint_module, record_class
 from xner.lit.optim import configure_adamw_linear_warmup
 from xner.models.tagger import TokenClassifier, read_word_embeddings
 from xner.paths import cache_dir as default_cache_dir
+from xner.types import Sentence
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DistillConfig", "DistillModule"]  # DistillConfig is defined in xner.distill.config
+
 WORD_EMBEDDING_KEY = "student.encoder.embeddings.word_embeddings.weight"
-
-
-@dataclass
-class DistillConfig:
-    """What the student learns from the teacher, and where.
-
-    Attributes:
-        depth: number of mapped layer pairs (0 = logits only).
-        map: layer-map strategy: uniform, last, skip or explicit.
-        pairs: explicit (student, teacher) pairs for ``map=explicit``.
-        temperature: softmax temperature of the soft labels.
-        ce_weight: weight of cross-entropy on gold/projected labels (0 = pure distillation).
-        kd_weight: weight of the soft-label loss.
-        hidden_weight: weight of the hidden-state loss (averaged over pairs, so depth does not scale it).
-        attention_weight: weight of the attention loss (0 = off).
-        kd_loss: ``kl`` or ``mse`` (Wu et al. 2020's code).
-        hidden_loss: ``mse`` (TinyBERT), ``cosine`` or ``pkd`` (normalised states, Patient KD).
-        attention_loss: ``kl`` or ``mse``.
-        teacher_mode: ``cached`` (teacher run once, outputs memory-mapped) or ``online``.
-        cache_all_layers: when building the cache for a hidden-state loss, store every teacher layer, so runs
-            at other depths reuse the same entry instead of running the teacher again.
-    """
-
-    depth: int = 0
-    map: str = "uniform"
-    pairs: list[list[int]] | None = None
-    temperature: float = 1.0
-    ce_weight: float = 0.0
-    kd_weight: float = 1.0
-    hidden_weight: float = 1.0
-    attention_weight: float = 0.0
-    kd_loss: str = "kl"
-    hidden_loss: str = "mse"
-    attention_loss: str = "kl"
-    teacher_mode: str = "cached"
-    cache_all_layers: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kd_loss not in ("kl", "mse"):
-            raise ValueError(f"distill.kd_loss must be kl or mse, got {self.kd_loss!r}")
-        if self.hidden_loss not in losses.HIDDEN_LOSSES:
-            raise ValueError(
-                f"distill.hidden_loss must be one of {', '.join(losses.HIDDEN_LOSSES)}, got {self.hidden_loss!r}"
-            )
-        if self.attention_loss not in losses.ATTENTION_LOSSES:
-            raise ValueError(
-                f"distill.attention_loss must be one of {', '.join(losses.ATTENTION_LOSSES)}, "
-                f"got {self.attention_loss!r}"
-            )
-        if self.map not in STRATEGIES:  # checked here too, so before the teacher is loaded
-            raise ValueError(f"distill.map must be one of {', '.join(STRATEGIES)}, got {self.map!r}")
-        if self.teacher_mode not in ("cached", "online"):
-            raise ValueError(f"distill.teacher_mode must be cached or online, got {self.teacher_mode!r}")
 
 
 def _plain(value):
@@ -240,14 +185,37 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         return sorted({t for _, t in self.layer_map}) if self.cfg.attention_weight > 0 else []
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None)
-        if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
-            # Lightning sets the DataModule up first: its splits are encoded, nothing has read them yet.
-            self.check_data_tokenizer(datamodule, stage)
-        if stage == "fit" and self.cfg.teacher_mode == "cached":
-            self._teacher_cache = self.prepare_teacher_cache()
+        if stage == "fit" and self.cfg.teacher_mode == "cached" and self._teacher_cache is None:
+            # Without this, a cached-mode run would fall back to the online teacher without a word.
+            raise RuntimeError(
+                "distill.teacher_mode=cached, but no teacher cache: call DistillModule.prepare_training("
+                "sentences, tokenizer, tokenizer_name, max_length) before fitting (train.py does, through "
+                "xner.tasks.train.prepare_distillation); it checks the data's tokenizer and builds the cache."
+            )
 
-    def check_data_tokenizer(self, datamodule, stage: str = "fit") -> None:
+    def prepare_training(
+        self, sentences: Sequence[Sentence], tokenizer, tokenizer_name: str, max_length: int
+    ) -> None:
+        """Check the training data's tokenizer, then (``teacher_mode=cached``) run the teacher once over the
+        training sentences or reuse a matching cache entry. Call before ``trainer.fit``.
+
+        Args:
+            sentences: the training sentences, in the order of the training dataset's indices.
+            tokenizer: the tokenizer the training data is encoded with (the student's).
+            tokenizer_name: its name or directory, as configured (``data.tokenizer``).
+            max_length: the training split's subword limit.
+
+        Raises:
+            ValueError: the data's tokenizer does not give the ids the student (or an online teacher) reads.
+        """
+        words = [w for s in sentences[:20] for w in s.tokens]
+        self.check_tokenizer(tokenizer, tokenizer_name, words)
+        if self.cfg.teacher_mode == "cached":
+            self._teacher_cache = self.teacher_cache(sentences, tokenizer, max_length)
+
+    def check_tokenizer(
+        self, tokenizer, tokenizer_name: str, words: Sequence[str] = (), stage: str = "fit"
+    ) -> None:
         """Fail before any model reads a subword id when the data was encoded with another vocabulary.
 
         A student initialised from teacher layers keeps the teacher's embedding matrix, so data encoded with
@@ -255,17 +223,20 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         teacher-cache build or the first training step. An online teacher reads the student's ids too.
 
         Args:
-            datamodule: a DataModule with ``tokenizer`` (loaded) and ``tokenizer_name``.
+            tokenizer: the data's tokenizer (loaded).
+            tokenizer_name: its name or directory (``data.tokenizer``).
+            words: the data's own words, compared besides the probe words.
             stage: the Lightning stage (the online teacher is checked only when fitting).
 
         Raises:
-            ValueError: the DataModule's tokenizer does not give the ids the student (or the online teacher)
-                was trained on; the message names the tokenizer to use.
+            ValueError: the tokenizer does not give the ids the student (or the online teacher) was trained
+                on; the message names the tokenizer to use.
         """
         fix = (
             "set data.tokenizer={expected}, or leave data.tokenizer out (the kd experiments take the "
             "student's tokenizer from the teacher checkpoint)"
         )
+        data = (tokenizer, str(tokenizer_name), list(words))
         rows = self.student.encoder.get_input_embeddings().num_embeddings
         if self.hparams.student.get("init", "teacher_layers") == "teacher_layers":
             why = (
@@ -273,36 +244,23 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
                 "encoded with the tokenizer the teacher was trained with (recorded in "
                 f"{self.hparams.teacher_ckpt})."
             )
-            self._check_vocabulary(
-                datamodule, self.hparams.encoder, "the teacher's tokenizer", rows, why, fix
-            )
+            self._check_vocabulary(data, self.hparams.encoder, "the teacher's tokenizer", rows, why, fix)
             return
         why = "The data must be encoded with the student encoder's tokenizer."
         role = "the student's own tokenizer (student.encoder)"
-        self._check_vocabulary(datamodule, self.hparams.encoder, role, rows, why, fix)
+        self._check_vocabulary(data, self.hparams.encoder, role, rows, why, fix)
         if stage == "fit" and self.cfg.teacher_mode == "online":
             rows = self.teacher.encoder.get_input_embeddings().num_embeddings
             why = "An online teacher (distill.teacher_mode=online) reads the student's subword ids."
             fix = "use distill.teacher_mode=cached, which encodes the text again with the teacher's tokenizer"
-            self._check_vocabulary(
-                datamodule, self.teacher_encoder_dir, "the teacher's tokenizer", rows, why, fix
-            )
+            self._check_vocabulary(data, self.teacher_encoder_dir, "the teacher's tokenizer", rows, why, fix)
 
-    def _check_vocabulary(self, datamodule, expected: str, role: str, rows: int, why: str, fix: str) -> None:
-        found, expected = str(datamodule.tokenizer_name), str(expected)
+    def _check_vocabulary(self, data: tuple, expected: str, role: str, rows: int, why: str, fix: str) -> None:
+        tokenizer, found, words = data
+        expected = str(expected)
         if (found, expected) in self._checked_tokenizers or same_location(found, expected):
             return
-        try:
-            reference = AutoTokenizer.from_pretrained(expected)
-        except OSError as err:
-            # The teacher's encoder dir may have moved since it was trained: check what still can be.
-            log.warning("cannot load %s to compare data.tokenizer with it (%s)", expected, err)
-            size = len(datamodule.tokenizer)
-            problem = f"it has {size} tokens, the model's embeddings {rows} rows" if size > rows else None
-        else:
-            # the data's own words too: a word-level or small vocabulary maps most probe words to unknown
-            words = [w for ds in datamodule.datasets.values() for s in ds.sentences[:20] for w in s.tokens]
-            problem = vocabulary_difference(datamodule.tokenizer, reference, words[:300])
+        problem = tokenizer_problem(tokenizer, expected, rows, words[:300])
         if problem is not None:
             raise ValueError(
                 f"data.tokenizer={found} does not have the vocabulary of {role}, {expected}: {problem}. "
@@ -310,39 +268,32 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             )
         self._checked_tokenizers.add((found, expected))
 
-    def prepare_teacher_cache(self) -> TeacherCache:
-        """Run the teacher once over the training split (or reuse a matching cache entry)."""
-        datamodule = self.trainer.datamodule
-        dataset = datamodule.datasets["train"]
+    def teacher_cache(self, sentences: Sequence[Sentence], tokenizer, max_length: int) -> TeacherCache:
+        """The teacher's outputs on ``sentences``: read from the cache, or computed once and stored.
+
+        Args:
+            sentences: the training sentences (cache rows follow their order).
+            tokenizer: the tokenizer the training batches are encoded with (the student's).
+            max_length: the subword limit of the training batches.
+        """
         teacher_encoder = self.teacher_encoder_dir
-        encoded, pad_token_id = dataset.encoded, datamodule.tokenizer.pad_token_id
         if not same_location(teacher_encoder, self.hparams.encoder):
             if self.hidden_layers or self.attention_layers:
                 raise ValueError(
-                    "hidden-state/attention distillation needs the teacher's tokenizer; this student "
-                    f"uses {self.hparams.encoder}, the teacher {teacher_encoder}. Use depth=0."
+                    "hidden-state/attention distillation needs the teacher's tokenizer; this student uses "
+                    f"{self.hparams.encoder}, the teacher {teacher_encoder}. Use depth=0."
                 )
-            tokenizer = AutoTokenizer.from_pretrained(teacher_encoder)
-            encoded, _ = encode_sentences(dataset.sentences, tokenizer, None, datamodule.max_length)
-            pad_token_id = tokenizer.pad_token_id  # the student's pad id may not exist in the teacher's vocab
-        key = cache_key(file_sha256(self.hparams.teacher_ckpt), encoded_sha256(encoded))
-        root = Path(self.hparams.cache_dir or default_cache_dir() / "teacher") / key
-        all_layers = (
-            list(range(self.teacher.num_layers + 1))
-            if self.cfg.cache_all_layers and self.hidden_layers
-            else None
-        )
-        return get_or_build_teacher_cache(
-            root,
+            tokenizer = AutoTokenizer.from_pretrained(teacher_encoder)  # the teacher reads its own ids
+        every_layer = self.cfg.cache_all_layers and self.hidden_layers
+        return teacher_outputs(
+            self.teacher,
+            self.hparams.teacher_ckpt,
+            encode_sentences(sentences, tokenizer, None, max_length)[0],
+            tokenizer.pad_token_id,  # the student's pad id may not exist in the teacher's vocabulary
+            Path(self.hparams.cache_dir or default_cache_dir() / "teacher"),
             self.hidden_layers,
             self.attention_layers,
-            {
-                "teacher": self.teacher,
-                "encoded": encoded,
-                "pad_token_id": pad_token_id,
-                "meta": {"teacher_ckpt": str(self.hparams.teacher_ckpt), "split": dataset.name},
-            },
-            build_hidden_layers=all_layers,
+            list(range(self.teacher.num_layers + 1)) if every_layer else None,
         )
 
     @property
@@ -359,7 +310,7 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             logits, present = cache.batch_word_logits(indices, word_starts.shape[1])
             out = {"word_logits": logits.to(self.device), "word_present": present.to(self.device)}
             if self.hidden_layers or self.attention_layers:
-                self._check_same_ids(cache, indices, batch)
+                cache.check_same_ids(indices, batch["input_ids"], batch["attention_mask"])
             out["hidden"] = {
                 t: cache.batch_hidden(t, indices, width).to(self.device) for t in self.hidden_layers
             }
@@ -376,23 +327,11 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
                 output_attentions=bool(self.attention_layers),
             )
         return {
-            "word_logits": gather_words(res.logits, word_starts),
+            "word_logits": gather_word_starts(res.logits, word_starts),
             "word_present": word_starts >= 0,
             "hidden": {t: res.hidden_states[t] for t in self.hidden_layers},
             "attention": {t: res.attentions[t - 1] for t in self.attention_layers},
         }
-
-    @staticmethod
-    def _check_same_ids(cache: TeacherCache, indices: list[int], batch: dict) -> None:
-        for row, i in enumerate(indices):
-            ids = cache.sentence_ids(i)
-            mine = batch["input_ids"][row, : len(ids)].cpu().numpy()
-            if len(ids) != int(batch["attention_mask"][row].sum()) or (ids != mine).any():
-                raise ValueError(
-                    f"cached teacher outputs for sentence {i} were computed on other subwords than "
-                    "this batch (changed tokenizer or max_length?); delete the cache entry "
-                    f"{cache.path} or use distill.teacher_mode=online"
-                )
 
     # ---------------------------------------------------------------- losses
     def distillation_losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -420,7 +359,10 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
             mask = (batch["word_starts"] >= 0) & teacher["word_present"]
             kd_fn = losses.soft_label_kl if cfg.kd_loss == "kl" else losses.soft_label_mse
             terms["kd"] = kd_fn(
-                gather_words(out.logits, batch["word_starts"]), teacher["word_logits"], mask, cfg.temperature
+                gather_word_starts(out.logits, batch["word_starts"]),
+                teacher["word_logits"],
+                mask,
+                cfg.temperature,
             )
             total = total + cfg.kd_weight * terms["kd"]
         mask = batch["attention_mask"]
@@ -478,9 +420,3 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
         source = checkpoint.get("xner_embeddings_from")
         if source and WORD_EMBEDDING_KEY not in checkpoint["state_dict"]:
             checkpoint["state_dict"][WORD_EMBEDDING_KEY] = read_word_embeddings(source)
-
-
-def gather_words(values: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
-    """Per-word rows of ``values`` (``[B, T, D]``) at ``word_starts`` (``[B, W]``, -1 = none -> zeros)."""
-    index = word_starts.clamp_min(0)[..., None].expand(-1, -1, values.shape[-1])
-    return values.gather(1, index) * (word_starts >= 0)[..., None]

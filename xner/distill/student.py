@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoTokenizer
 
-from xner.models.tagger import TokenClassifier, load_encoder
+from xner.models.tagger import TokenClassifier, encoder_from_config, load_encoder
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,7 @@ def student_from_teacher(
     """A student whose embeddings, head and layers are copies of the teacher's ``layers`` (1-based)."""
     config = copy.deepcopy(teacher.encoder.config)
     config.num_hidden_layers = len(layers)
-    encoder = (
-        AutoModel.from_config(config, add_pooling_layer=False)
-        if config.model_type in {"bert", "xlm-roberta", "roberta"}
-        else AutoModel.from_config(config)
-    )
+    encoder = encoder_from_config(config)
     encoder.embeddings.load_state_dict(teacher.encoder.embeddings.state_dict())
     source = _layer_list(teacher.encoder)
     for k, t in enumerate(layers):
@@ -75,9 +71,7 @@ def student_from_teacher(
 
 def student_from_config(config: dict, num_labels: int, dropout: float = 0.1) -> TokenClassifier:
     """Rebuild a student's architecture from its saved config (weights come from the checkpoint)."""
-    cfg = AutoConfig.for_model(**config)
-    kwargs = {"add_pooling_layer": False} if cfg.model_type in {"bert", "xlm-roberta", "roberta"} else {}
-    return TokenClassifier(AutoModel.from_config(cfg, **kwargs), num_labels, dropout)
+    return TokenClassifier(encoder_from_config(AutoConfig.for_model(**config)), num_labels, dropout)
 
 
 def student_from_pretrained(
@@ -175,3 +169,24 @@ def vocabulary_difference(found, expected, words: Sequence[str] = ()) -> str | N
         if a != b:
             return f"it encodes {word!r} as {a}, the expected tokenizer as {b}"
     return None
+
+
+def tokenizer_problem(tokenizer, expected: str, rows: int, words: Sequence[str] = ()) -> str | None:
+    """How ``tokenizer`` maps text to other ids than the tokenizer at ``expected``; ``None`` when they agree.
+
+    When ``expected`` cannot be loaded (the teacher's encoder dir moved since it was trained), what still can
+    be is checked: that the tokenizer's ids fit the model's ``rows`` embedding rows.
+
+    Args:
+        tokenizer: the data's tokenizer.
+        expected: name or directory of the tokenizer the model reads.
+        rows: the model's embedding rows.
+        words: the data's own words (a word-level or small vocabulary maps most probe words to unknown).
+    """
+    try:
+        reference = AutoTokenizer.from_pretrained(expected)
+    except OSError as err:
+        log.warning("cannot load %s to compare data.tokenizer with it (%s)", expected, err)
+        size = len(tokenizer)
+        return f"it has {size} tokens, the model's embeddings {rows} rows" if size > rows else None
+    return vocabulary_difference(tokenizer, reference, words)

@@ -10,8 +10,9 @@ bytes, the encoded distillation data and the stored layers. It holds flat fp16 a
 - ``hidden_<t>``: hidden state ``t`` at every subword (``t`` = 0 embeddings .. L);
 - ``attention_<t>`` / ``attention_offsets``: layer ``t``'s attention maps ``[heads, len, len]``, flattened.
 
-``manifest.json`` records every file's size and sha256; a mismatch on load, or a missing, unreadable or invalid
-manifest, is logged as a warning and the entry deleted and rebuilt.
+An entry is one of :class:`xner.store.Store` (the store the stage cache uses too): ``manifest.json`` records
+every file's size and sha256 and this module's ``meta``; a mismatch on load, or a missing, unreadable or
+invalid manifest, is logged as a warning and the entry deleted and rebuilt.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,19 +31,12 @@ from tqdm.auto import tqdm
 
 from xner.data.encoding import Encoded
 from xner.models.tagger import TokenClassifier
+from xner.store import CorruptEntry, Store, file_sha256
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "1"
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+OFFSET_ARRAYS = ("offsets", "word_offsets", "attention_offsets")
 
 
 def encoded_sha256(encoded: Sequence[Encoded]) -> str:
@@ -75,37 +66,21 @@ def read_manifest(entry: str | Path) -> dict:
     """The manifest of an entry, checked for the fields readers use.
 
     Raises:
-        ValueError: the manifest is missing, unreadable, not valid JSON (e.g. half written when a build was
-            killed, or a full disk) or lacks ``files`` / ``meta`` with the stored layers and heads.
+        CorruptEntry: (a ValueError) the manifest is missing, unreadable, not valid JSON (e.g. half written when
+            a build was killed, or a full disk) or lacks ``files`` / ``meta`` with the stored layers and heads.
     """
+    manifest = Store.read_manifest(Path(entry))
     path = Path(entry) / "manifest.json"
-    if not path.is_file():
-        raise ValueError(f"teacher cache entry {entry} has no manifest.json (interrupted write?)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
         meta = manifest["meta"]
-        if not isinstance(manifest["files"], dict):
-            raise TypeError(f"files is a {type(manifest['files']).__name__}, not an object")
         for key in ("hidden_layers", "attention_layers"):
             if not isinstance(meta[key], list):
                 raise TypeError(f"meta.{key} is a {type(meta[key]).__name__}, not a list")
         if not isinstance(meta["heads"], int):
             raise TypeError(f"meta.heads is a {type(meta['heads']).__name__}, not an int")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-        # JSONDecodeError/UnicodeDecodeError are ValueErrors but carry no path: name the file here.
-        raise ValueError(f"unreadable or invalid {path}: {type(err).__name__}: {err}") from err
+    except (KeyError, TypeError) as err:
+        raise CorruptEntry(f"unreadable or invalid {path}: {type(err).__name__}: {err}") from err
     return manifest
-
-
-def remove_entry(entry: Path, reason: str) -> None:
-    """Log why an entry is broken and delete it (renamed first, so no reader sees it half deleted)."""
-    log.warning("teacher cache entry %s is broken (%s); deleting it so it is rebuilt", entry, reason)
-    trash = entry.with_name(f".del-{entry.name}-{os.getpid()}-{time.time_ns()}")
-    try:
-        os.replace(entry, trash)
-    except FileNotFoundError:  # another process removed it first
-        return
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 @dataclass
@@ -132,14 +107,7 @@ class TeacherCache:
         """
         path = Path(path)
         manifest = read_manifest(path)
-        for name, info in manifest["files"].items():
-            file = path / name
-            if not isinstance(info, dict) or not {"size", "sha256"} <= info.keys():
-                raise ValueError(f"teacher cache manifest in {path} has no size and sha256 for {name}")
-            if not file.is_file() or file.stat().st_size != info["size"]:
-                raise ValueError(f"teacher cache file {file} is missing or has the wrong size")
-            if verify and file_sha256(file) != info["sha256"]:
-                raise ValueError(f"teacher cache file {file} does not match its checksum")
+        Store(path.parent, "teacher cache").verify(path, checksums=verify)
 
         def load(name: str) -> np.ndarray:
             return np.load(path / f"{name}.npy", mmap_mode="r")
@@ -195,6 +163,24 @@ class TeacherCache:
             out[row, :, :n, :n] = torch.from_numpy(np.asarray(block, dtype=np.float32))
         return out
 
+    def check_same_ids(
+        self, indices: Sequence[int], input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> None:
+        """Check that a batch holds the subwords the cached outputs were computed on.
+
+        Raises:
+            ValueError: a sentence's subwords differ (changed tokenizer or max_length).
+        """
+        for row, i in enumerate(indices):
+            ids = self.sentence_ids(i)
+            mine = input_ids[row, : len(ids)].cpu().numpy()
+            if len(ids) != int(attention_mask[row].sum()) or (ids != mine).any():
+                raise ValueError(
+                    f"cached teacher outputs for sentence {i} were computed on other subwords than "
+                    "this batch (changed tokenizer or max_length?); delete the cache entry "
+                    f"{self.path} or use distill.teacher_mode=online"
+                )
+
     @property
     def attention_heads(self) -> int:
         """Heads per stored attention layer."""
@@ -234,63 +220,15 @@ def build_teacher_cache(
     heads = config.num_attention_heads
     attn_sizes = heads * lengths**2
     attention_offsets = np.concatenate([[0], np.cumsum(attn_sizes)])
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     start = time.perf_counter()
-    try:
+
+    def fill(tmp: Path) -> dict:
         np.save(tmp / "offsets.npy", offsets)
         np.save(tmp / "word_offsets.npy", word_offsets)
         np.save(tmp / "attention_offsets.npy", attention_offsets)
         np.save(tmp / "input_ids.npy", np.concatenate([np.asarray(e.input_ids, np.int32) for e in encoded]))
-        mm = np.lib.format.open_memmap
-        word_logits = mm(
-            tmp / "word_logits.npy", "w+", np.float16, (int(word_offsets[-1]), teacher.head.out_features)
-        )
-        hidden = {
-            t: mm(tmp / f"hidden_{t}.npy", "w+", np.float16, (int(offsets[-1]), config.hidden_size))
-            for t in hidden_layers
-        }
-        attention = {
-            t: mm(tmp / f"attention_{t}.npy", "w+", np.float16, (int(attention_offsets[-1]),))
-            for t in attention_layers
-        }
-        order = np.argsort(lengths, kind="stable")
-        for lo in tqdm(
-            range(0, len(order), batch_size),
-            desc="teacher outputs",
-            unit="batch",
-            total=-(-len(order) // batch_size),
-            disable=None,
-        ):
-            idx = order[lo : lo + batch_size]
-            width = int(lengths[idx].max())
-            ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, : lengths[i]] = torch.tensor(encoded[i].input_ids)
-                mask[row, : lengths[i]] = 1
-            out = teacher(
-                ids, mask, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers)
-            )
-            for row, i in enumerate(idx):
-                n = int(lengths[i])
-                starts = torch.tensor(encoded[i].word_starts, dtype=torch.long)
-                logits = out.logits[row, starts.clamp_min(0)] * (starts >= 0)[:, None]  # words cut off: zeros
-                word_logits[word_offsets[i] : word_offsets[i + 1]] = logits.numpy().astype(np.float16)
-                for t in hidden_layers:
-                    hidden[t][offsets[i] : offsets[i] + n] = (
-                        out.hidden_states[t][row, :n].numpy().astype(np.float16)
-                    )
-                for t in attention_layers:
-                    block = out.attentions[t - 1][row, :, :n, :n].numpy().astype(np.float16).ravel()
-                    attention[t][attention_offsets[i] : attention_offsets[i + 1]] = block
-        for arr in (word_logits, *hidden.values(), *attention.values()):
-            arr.flush()
-        del word_logits, hidden, attention
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.glob("*.npy"))
-        }
-        manifest = {
-            "files": files,
+        _write_outputs(teacher, encoded, tmp, hidden_layers, attention_layers, batch_size, pad_token_id)
+        return {
             "meta": {
                 **(meta or {}),
                 "version": CACHE_VERSION,
@@ -305,11 +243,8 @@ def build_teacher_cache(
                 "build_seconds": round(time.perf_counter() - start, 2),
             },
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    files = Store(out_dir.parent, "teacher cache").write(out_dir.name, fill)["files"]
     log.info(
         "teacher cache %s: %d sentences, %d subwords, %.1f MB in %.1fs",
         out_dir,
@@ -321,6 +256,66 @@ def build_teacher_cache(
     return out_dir
 
 
+def _write_outputs(
+    teacher: TokenClassifier,
+    encoded: Sequence[Encoded],
+    tmp: Path,
+    hidden_layers: Sequence[int],
+    attention_layers: Sequence[int],
+    batch_size: int,
+    pad_token_id: int,
+) -> None:
+    """Run the teacher over ``encoded`` (shortest first) and fill the fp16 arrays in ``tmp``."""
+    offsets, word_offsets, attention_offsets = (np.load(tmp / f"{n}.npy") for n in OFFSET_ARRAYS)
+    lengths = np.diff(offsets)
+    config = teacher.encoder.config
+    mm = np.lib.format.open_memmap
+    word_logits = mm(
+        tmp / "word_logits.npy", "w+", np.float16, (int(word_offsets[-1]), teacher.head.out_features)
+    )
+    hidden = {
+        t: mm(tmp / f"hidden_{t}.npy", "w+", np.float16, (int(offsets[-1]), config.hidden_size))
+        for t in hidden_layers
+    }
+    attention = {
+        t: mm(tmp / f"attention_{t}.npy", "w+", np.float16, (int(attention_offsets[-1]),))
+        for t in attention_layers
+    }
+    order = np.argsort(lengths, kind="stable")
+    for lo in tqdm(
+        range(0, len(order), batch_size),
+        desc="teacher outputs",
+        unit="batch",
+        total=-(-len(order) // batch_size),
+        disable=None,
+    ):
+        idx = order[lo : lo + batch_size]
+        width = int(lengths[idx].max())
+        ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, : lengths[i]] = torch.tensor(encoded[i].input_ids)
+            mask[row, : lengths[i]] = 1
+        out = teacher(
+            ids, mask, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers)
+        )
+        for row, i in enumerate(idx):
+            n = int(lengths[i])
+            starts = torch.tensor(encoded[i].word_starts, dtype=torch.long)
+            logits = out.logits[row, starts.clamp_min(0)] * (starts >= 0)[:, None]  # words cut off: zeros
+            word_logits[word_offsets[i] : word_offsets[i + 1]] = logits.numpy().astype(np.float16)
+            for t in hidden_layers:
+                hidden[t][offsets[i] : offsets[i] + n] = (
+                    out.hidden_states[t][row, :n].numpy().astype(np.float16)
+                )
+            for t in attention_layers:
+                block = out.attentions[t - 1][row, :, :n, :n].numpy().astype(np.float16).ravel()
+                attention[t][attention_offsets[i] : attention_offsets[i + 1]] = block
+    for arr in (word_logits, *hidden.values(), *attention.values()):
+        arr.flush()
+    del word_logits, hidden, attention
+
+
 def find_entry(root: Path, hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> Path | None:
     """A complete entry under ``root`` storing at least the requested layers (the smallest such entry).
 
@@ -328,13 +323,14 @@ def find_entry(root: Path, hidden_layers: Sequence[int], attention_layers: Seque
     entries whose manifest is unreadable or invalid are deleted with a warning, so they are rebuilt.
     """
     best, best_size = None, None
+    store = Store(root, "teacher cache")
     for entry in sorted(root.glob("h*_a*")) if root.is_dir() else []:
         if not (entry / "manifest.json").is_file():
             continue
         try:
             meta = read_manifest(entry)["meta"]
-        except ValueError as err:
-            remove_entry(entry, str(err))
+        except CorruptEntry as err:
+            store.remove(entry, str(err))
             continue
         if set(hidden_layers) <= set(meta["hidden_layers"]) and set(attention_layers) <= set(
             meta["attention_layers"]
@@ -363,17 +359,47 @@ def get_or_build_teacher_cache(
             later runs at other depths reuse the entry); default: ``hidden_layers``.
     """
     root = Path(root)
+    store = Store(root, "teacher cache")
     while (entry := find_entry(root, hidden_layers, attention_layers)) is not None:
         try:
             cache = TeacherCache.open(entry)
             log.info("reusing teacher outputs %s", entry)
             return cache
-        except ValueError as err:
-            remove_entry(entry, str(err))
+        except CorruptEntry as err:
+            store.remove(entry, str(err))
     hidden = sorted(set(build_hidden_layers or ()) | set(hidden_layers))
     path = root / layers_key(hidden, attention_layers)
-    root.mkdir(parents=True, exist_ok=True)
     if path.exists():  # incomplete (no manifest): an interrupted build
-        shutil.rmtree(path)
+        store.remove(path)
     build_teacher_cache(out_dir=path, hidden_layers=hidden, attention_layers=attention_layers, **build_kwargs)
     return TeacherCache.open(path, verify=False)
+
+
+def teacher_outputs(
+    teacher: TokenClassifier,
+    teacher_ckpt: str | Path,
+    encoded: Sequence[Encoded],
+    pad_token_id: int,
+    cache_dir: Path,
+    hidden_layers: Sequence[int],
+    attention_layers: Sequence[int],
+    build_hidden_layers: Sequence[int] | None = None,
+) -> TeacherCache:
+    """The teacher's outputs on ``encoded`` sentences, from the cache entry of (checkpoint bytes, data).
+
+    Args:
+        teacher: the teacher model (run only when no entry has the layers).
+        teacher_ckpt: its checkpoint (hashed into the key).
+        encoded: the sentences encoded with the teacher's tokenizer, in training-index order.
+        pad_token_id: padding id of the teacher's tokenizer.
+        cache_dir: the teacher cache's root (``<cache_dir>/teacher``).
+        hidden_layers, attention_layers, build_hidden_layers: see :func:`get_or_build_teacher_cache`.
+    """
+    root = Path(cache_dir) / cache_key(file_sha256(teacher_ckpt), encoded_sha256(encoded))
+    build = {
+        "teacher": teacher,
+        "encoded": encoded,
+        "pad_token_id": pad_token_id,
+        "meta": {"teacher_ckpt": str(teacher_ckpt), "split": "train"},
+    }
+    return get_or_build_teacher_cache(root, hidden_layers, attention_layers, build, build_hidden_layers)

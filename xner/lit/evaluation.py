@@ -17,24 +17,6 @@ from xner.stats import bootstrap_f1
 log = logging.getLogger(__name__)
 
 
-def decode_word_tags(
-    logits: torch.Tensor, word_starts: list[int], label_set: LabelSet
-) -> tuple[list[str], int]:
-    """Tags for the words of one sentence from its subword logits (``[seq, labels]``).
-
-    Words with no subword position (truncated) get ``O``; their number is returned so it can be reported.
-    """
-    best = logits.argmax(-1).tolist()
-    tags, missing = [], 0
-    for pos in word_starts:
-        if 0 <= pos < len(best):
-            tags.append(label_set.labels[best[pos]])
-        else:
-            tags.append("O")
-            missing += 1
-    return tags, missing
-
-
 class SplitEvaluationMixin:
     """For LightningModules: per-split prediction collection in val/test, metrics logged at epoch end.
 
@@ -65,12 +47,25 @@ class SplitEvaluationMixin:
         return loaders if isinstance(loaders, list | tuple) else [loaders]
 
     def collect(self, stage: str, batch: dict, logits: torch.Tensor, dataloader_idx: int = 0) -> None:
-        """Store the predicted word tags of a batch under its split."""
-        dataset = self._loaders(stage)[dataloader_idx].dataset
-        for row, idx in enumerate(batch["index"].tolist()):
-            self._pending[stage][dataloader_idx][idx] = decode_word_tags(
-                logits[row].float(), dataset.encoded[idx].word_starts, self.label_set
-            )
+        """Store the predicted label of every word column of a batch under its split.
+
+        Reads only the batch: ``word_starts`` (``[B, W]``, -1 where a word has no subword and past the end
+        of a sentence). :meth:`finish` cuts each row to its sentence's words.
+        """
+        rows = zip(
+            batch["index"].tolist(), batch["word_starts"].tolist(), logits.argmax(-1).tolist(), strict=True
+        )
+        for idx, starts, labels in rows:
+            self._pending[stage][dataloader_idx][idx] = [
+                labels[pos] if 0 <= pos < len(labels) else None for pos in starts
+            ]
+
+    def _word_tags(self, predicted: list[int | None], n_words: int) -> tuple[list[str], int]:
+        """Tags of a sentence's ``n_words`` words from :meth:`collect`'s columns (``O`` where a word has no
+        subword, e.g. cut by max_length) and how many words had none."""
+        columns = predicted[:n_words] + [None] * (n_words - len(predicted))
+        tags = [self.label_set.labels[c] if c is not None else "O" for c in columns]
+        return tags, sum(c is None for c in columns)
 
     def _gather(self, stage: str) -> dict[int, dict]:
         """Predictions of every rank: under DDP each rank scored only its share of the batches, so all
@@ -112,8 +107,9 @@ class SplitEvaluationMixin:
             sentences = [dataset.sentences[i] for i in order]
             gold = [sent.tags for sent in sentences]
             ignore = [sent.ignore_spans for sent in sentences]
-            pred = [preds[i][0] for i in order]
-            truncated = sum(preds[i][1] for i in order)
+            decoded = [self._word_tags(preds[i], len(sent)) for i, sent in zip(order, sentences, strict=True)]
+            pred = [tags for tags, _ in decoded]
+            truncated = sum(missing for _, missing in decoded)
             name = dataset.name or f"split{k}"
             counts = count_entities(gold, pred, self.label_set.types)
             counts_dc = count_entities(gold, pred, self.label_set.types, ignore=ignore)

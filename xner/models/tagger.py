@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +36,36 @@ def check_encoder_dir(name_or_path: str) -> None:
         )
 
 
+# model types whose HF classes build a pooler unless told not to
+_POOLED_TYPES = frozenset({"bert", "xlm-roberta", "roberta"})
+
+
+def encoder_from_config(config: PretrainedConfig) -> nn.Module:
+    """A randomly initialised encoder without a pooler (token tasks never use it).
+
+    Args:
+        config: the HF config of the encoder.
+    """
+    kwargs = {"add_pooling_layer": False} if config.model_type in _POOLED_TYPES else {}
+    return AutoModel.from_config(config, **kwargs)
+
+
 def load_encoder(name_or_path: str, pretrained: bool = True, attn_implementation: str = "sdpa") -> nn.Module:
-    """Load an encoder without a pooler (token tasks never use it)."""
+    """Load an encoder without a pooler (token tasks never use it; skipping it avoids a warning about
+    newly initialised pooler weights).
+
+    Args:
+        name_or_path: a HF model name or a local model directory (checked for a ``config.json``).
+        pretrained: load the weights; ``False`` builds the architecture with random weights.
+        attn_implementation: the attention kernel (``"sdpa"`` or ``"eager"``).
+    """
     check_encoder_dir(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path)
     config._attn_implementation = attn_implementation
-    kwargs = {"add_pooling_layer": False} if config.model_type in {"bert", "xlm-roberta", "roberta"} else {}
-    if pretrained:
-        return AutoModel.from_pretrained(name_or_path, config=config, **kwargs)
-    return AutoModel.from_config(config, **kwargs)
+    if not pretrained:
+        return encoder_from_config(config)
+    kwargs = {"add_pooling_layer": False} if config.model_type in _POOLED_TYPES else {}
+    return AutoModel.from_pretrained(name_or_path, config=config, **kwargs)
 
 
 class TokenClassifier(nn.Module):

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import get_args
 
 from xner.io.conll import write_conll
-from xner.pipeline.run import DIRECTIONS, METHODS, SCORE_KINDS, Pipeline, PipelineSpec, load_spec
+from xner.pipeline.methods import SCORE_KINDS, method_names
+from xner.pipeline.run import DIRECTIONS, Pipeline, PipelineSpec, load_spec
 
 
 def available_choices(apertium_data_dir: str | Path | None = None) -> dict[str, list[str]]:
@@ -44,7 +45,7 @@ def available_choices(apertium_data_dir: str | Path | None = None) -> dict[str, 
     return {
         "fields": [f.name for f in fields(PipelineSpec)],
         "direction": list(DIRECTIONS),
-        "method": list(METHODS),
+        "method": list(method_names()),  # every registered method, built-in or not
         "translators": list(TRANSLATORS),
         "aligners": list(ALIGNERS),
         "alignment methods": list(ALIGN_METHODS),

@@ -10,11 +10,10 @@ An entry is identified by ``sha256(canonical JSON of {stage, version, config, up
 - ``input_hash``: :func:`input_hash` of the stage's input data.
 
 Layout: ``root/<key>/`` holds the files written by the stage's ``dump`` plus ``manifest.json`` (the key's
-parts, creation time, build time, and every file's size and sha256). Entries are built in a temporary
-directory beside the final one and moved into place with :func:`os.replace`, so readers never see half an
-entry. On read the manifest is verified; a missing manifest, a missing, extra, resized or modified file is
-logged as a warning naming the entry and what was wrong, and the entry is deleted and rebuilt.
-Temporary directories of killed builds (``root/.tmp-*``) are left behind and are safe to delete.
+parts, creation time, build time, and every file's size and sha256): an entry of the one content-addressed
+store, :class:`xner.store.Store`, which writes entries atomically and verifies them. On read a missing
+manifest, a missing, extra, resized or modified file is logged as a warning naming the entry and what was
+wrong, and the entry is deleted and rebuilt.
 """
 
 from __future__ import annotations
@@ -23,23 +22,21 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from xner.io.jsonl import iter_jsonl
 from xner.paths import cache_dir
+from xner.store import MANIFEST, CorruptEntry, Store, file_sha256
 from xner.types import Sentence, Span
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
 __all__ = [
@@ -47,6 +44,7 @@ __all__ = [
     "canonical_json",
     "dump_json",
     "dump_jsonl",
+    "file_sha256",
     "input_hash",
     "load_json",
     "load_jsonl",
@@ -116,21 +114,11 @@ def input_hash(obj: Iterable[Any] | Any) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class CorruptEntry(Exception):
-    """An entry failed verification (internal: it is logged and rebuilt, never raised to callers)."""
-
-
 class StageCache:
     """Directory of content-addressed, atomically written, checksum-verified stage outputs.
+
+    A thin user of :class:`xner.store.Store`: this class names entries by :meth:`key` and records the key's
+    parts in the manifest.
 
     Args:
         root: cache directory (default ``xner.paths.cache_dir() / "stages"``).
@@ -138,6 +126,7 @@ class StageCache:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else cache_dir() / "stages"
+        self.store = Store(self.root, "stage cache")
 
     @staticmethod
     def key(
@@ -165,19 +154,14 @@ class StageCache:
         """Directory of an entry (it may not exist)."""
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
             raise ValueError(f"not a stage cache key (64 hex digits): {key!r}")
-        return self.root / key
+        return self.store.path(key)
 
     def exists(self, key: str, verify: bool = False) -> bool:
         """Whether a complete entry exists (its manifest is present; ``verify`` also checks checksums)."""
         entry = self.path(key)
         if not (entry / MANIFEST).is_file():
             return False
-        if verify:
-            try:
-                self._verify(entry)
-            except CorruptEntry:
-                return False
-        return True
+        return not verify or self._is_valid(entry)
 
     def describe(self, key: str) -> dict[str, Any]:
         """A JSON-able summary of an entry for ``meta.json``: its key parts, creation time, files and bytes.
@@ -187,10 +171,10 @@ class StageCache:
         """
         entry = self.path(key)
         try:
-            manifest = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+            manifest = Store.read_manifest(entry)
+        except CorruptEntry as err:
             raise FileNotFoundError(f"No complete stage cache entry {entry} ({err})") from err
-        files = manifest.get("files", {})
+        files = manifest["files"]
         return {
             "key": key,
             "path": str(entry),
@@ -234,10 +218,7 @@ class StageCache:
             try:
                 self._verify(entry)
             except CorruptEntry as err:
-                log.warning(
-                    "Stage cache entry %s (%s) is corrupt: %s; deleting and rebuilding.", entry, stage, err
-                )
-                self._remove(entry)
+                self.store.remove(entry, f"stage {stage}: {err}")
             else:
                 log.info("Stage %s: cache hit %s", stage, entry)
                 return self._load(entry, load), key
@@ -245,8 +226,30 @@ class StageCache:
         start = time.perf_counter()
         value = build()
         build_seconds = time.perf_counter() - start
-        parts = {"stage": stage, "version": str(version), "config": config, "upstream": upstream}
-        self._store(entry, value, dump, {**parts, "input_hash": input_hash}, build_seconds)
+        # JSON types only in the manifest (configs may hold paths, OmegaConf nodes, ...).
+        parts = json.loads(
+            canonical_json(
+                {
+                    "stage": stage,
+                    "version": str(version),
+                    "config": config,
+                    "upstream": upstream,
+                    "input_hash": input_hash,
+                }
+            )
+        )
+
+        def fill(directory: Path) -> dict[str, Any]:
+            dump(value, directory)
+            return {
+                "format": MANIFEST_FORMAT,
+                "key": key,
+                **parts,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "build_seconds": round(build_seconds, 3),
+            }
+
+        self.store.write(key, fill)
         return value, key
 
     # ------------------------------------------------------------------------------------------ internals
@@ -262,74 +265,17 @@ class StageCache:
             )
             raise
 
-    def _store(
-        self, entry: Path, value: T, dump: Callable[[T, Path], None], parts: dict, build_seconds: float
-    ) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name[:16]}-", dir=self.root))
-        try:
-            dump(value, tmp)
-            files = sorted(p for p in tmp.rglob("*") if p.is_file())
-            if any(p.name == MANIFEST and p.parent == tmp for p in files):
-                raise ValueError(f"dump() wrote {MANIFEST}, a name the stage cache reserves for itself")
-            manifest = {
-                "format": MANIFEST_FORMAT,
-                "key": entry.name,
-                **parts,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "build_seconds": round(build_seconds, 3),
-                "files": {
-                    p.relative_to(tmp).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
-                    for p in files
-                },
-            }
-            (tmp / MANIFEST).write_text(canonical_json(manifest), encoding="utf-8")
-            try:
-                os.replace(tmp, entry)
-            except OSError:
-                # Another process finished the same entry first (a directory cannot replace a non-empty one).
-                if self.exists(entry.name, verify=True):
-                    log.info("Stage cache entry %s was written concurrently; keeping that one.", entry)
-                    return
-                self._remove(entry)
-                os.replace(tmp, entry)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-
-    @staticmethod
-    def _verify(entry: Path) -> None:
-        manifest_path = entry / MANIFEST
-        if not manifest_path.is_file():
-            raise CorruptEntry(f"incomplete entry: no {MANIFEST}")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            files: dict[str, dict] = manifest["files"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise CorruptEntry(f"unreadable {MANIFEST} ({err})") from err
+    def _verify(self, entry: Path) -> None:
+        manifest = self.store.verify(entry)
         if manifest.get("key") != entry.name:
             raise CorruptEntry(f"{MANIFEST} names key {manifest.get('key')!r}")
-        present = {p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file()} - {MANIFEST}
-        if missing := sorted(set(files) - present):
-            raise CorruptEntry(f"missing files {missing}")
-        if extra := sorted(present - set(files)):
-            raise CorruptEntry(f"files not in the manifest {extra}")
-        for name, info in files.items():
-            path = entry / name
-            size = path.stat().st_size
-            if size != info["size"]:
-                raise CorruptEntry(f"{name} has {size} bytes, manifest says {info['size']}")
-            if file_sha256(path) != info["sha256"]:
-                raise CorruptEntry(f"{name} does not match its sha256 in the manifest")
 
-    def _remove(self, entry: Path) -> None:
-        # Rename first so other readers never see a half-deleted entry under the key's name.
-        trash = self.root / f".tmp-del-{entry.name[:16]}-{os.getpid()}-{time.time_ns()}"
+    def _is_valid(self, entry: Path) -> bool:
         try:
-            os.replace(entry, trash)
-        except FileNotFoundError:
-            return
-        shutil.rmtree(trash, ignore_errors=True)
+            self._verify(entry)
+        except CorruptEntry:
+            return False
+        return True
 
 
 # ----------------------------------------------------------------------------------------- dump / load
@@ -348,20 +294,7 @@ def load_jsonl(directory: Path, name: str = "data.jsonl") -> list[dict[str, Any]
     Raises:
         ValueError: a line that is not a JSON object (file and line number given).
     """
-    path = Path(directory) / name
-    records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err})") from err
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object, found {type(record).__name__}")
-            records.append(record)
-    return records
+    return [record for _, record in iter_jsonl(Path(directory) / name)]
 
 
 def dump_json(value: Any, directory: Path, name: str = "data.json") -> None:

@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from xner.labels import spans_to_tags
 from xner.pipeline.project import (
     DROP_MARKER_EMPTY,
     DROP_MARKER_MISSING,
@@ -33,11 +34,10 @@ from xner.pipeline.project import (
     DROP_MARKER_UNRESOLVED,
     ProjectionResult,
     ProjectionStats,
-    _is_punct,
     char_similarity,
+    is_punct,
     normalize_text,
     simple_tokenize,
-    spans_to_iob2,
 )
 from xner.types import Span
 
@@ -171,9 +171,9 @@ def _is_elided_article(token: str) -> bool:
 def _trim(tokens: list[str], start: int, end: int, stats: Counter[str]) -> tuple[int, int]:
     """Shrink a marked span past edge punctuation and a leading elided article (``d'``, ``l'``)."""
     s, e = start, end
-    while s < e and (all(_is_punct(c) for c in tokens[s]) or _is_elided_article(tokens[s])):
+    while s < e and (all(is_punct(c) for c in tokens[s]) or _is_elided_article(tokens[s])):
         s += 1
-    while e > s and all(_is_punct(c) for c in tokens[e - 1]):
+    while e > s and all(is_punct(c) for c in tokens[e - 1]):
         e -= 1
     if (s, e) != (start, end):
         stats["marker_edges_trimmed"] += 1
@@ -412,4 +412,4 @@ def project_markers(
         else:
             stats.add_dropped(ent.label, DROP_MARKER_MISSING)
     spans.sort(key=lambda s: s.start)
-    return ProjectionResult(spans_to_iob2(spans, len(tokens)), spans, stats, tokens=list(tokens))
+    return ProjectionResult(spans_to_tags(spans, len(tokens)), spans, stats, tokens=list(tokens))

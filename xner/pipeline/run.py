@@ -7,7 +7,13 @@ translate-test: target sentences -> MT into English -> label the English with a 
 -> project the English entities back onto the *original* target words. The target words never change, so the
 projected tags can be scored against the target's gold tags: the intrinsic evaluation of a projection method.
 
-Stages (``translate``, ``entity_translations``, ``label``, ``align``, ``project``) are stored in a
+The projection method (:mod:`xner.pipeline.methods`) is looked up once: it says which stages it needs
+(:class:`~xner.pipeline.methods.Needs`) and projects one sentence pair at a time; this module builds the
+stages, calls it, and assembles the projected sentences, the summed stats and ``meta.json`` in one place.
+Labelling with a model goes through a :class:`~xner.pipeline.label.Labeller`.
+
+Stages (``translate``, ``translate_marked``, ``label``, ``align``, ``entity_translations``, ``target_ner``,
+and the ``projected_set``) are stored in a
 :class:`~xner.pipeline.cache.StageCache`; every key hashes the stage's resolved config, its version, the
 upstream stage's key and the input, so changing anything upstream rebuilds exactly what depends on it.
 :meth:`Pipeline.run` builds missing stages; :meth:`Pipeline.load` only reads (and names the command to run
@@ -23,28 +29,28 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from xner.data.registry import load_split
 from xner.labels import tags_to_spans
-from xner.pipeline import matching
-from xner.pipeline.cache import StageCache, dump_jsonl, input_hash, load_jsonl
-from xner.pipeline.markers import extract_marked_spans, insert_markers, project_markers
-from xner.pipeline.project import (
-    ProjectionStats,
-    project_heuristic,
-    refine_alignment_with_translations,
-    simple_tokenize,
+from xner.pipeline.cache import StageCache, dump_json, dump_jsonl, input_hash, load_json, load_jsonl
+from xner.pipeline.label import Labeller, checkpoint_labeller
+from xner.pipeline.methods import (
+    SCORE_KINDS,  # noqa: F401 - re-exported for the CLI and its tests
+    ProjectionMethod,
+    SentencePair,
+    get_method,
+    method_names,
+    sum_counts,
 )
+from xner.pipeline.project import ProjectionStats, simple_tokenize
 from xner.types import Sentence, Span
 
 log = logging.getLogger(__name__)
 
 DIRECTIONS = ("translate_train", "translate_test")
-METHODS = ("heuristic", "heuristic_bt", "markers", "matching_ilp", "matching_greedy")
-SCORE_KINDS = ("align", "ner", "translation")  # the candidate scores matching can fuse (projection.weights)
+METHODS = method_names()  # the built-in projection methods (xner.pipeline.methods registers them)
 STAGE_VERSION = "1"
 
 
@@ -57,12 +63,11 @@ class PipelineSpec:
         data: the input split (``dataset:lang:split``): labelled English for translate-train; target text with
             gold tags for translate-test (the gold is used only for scoring).
         lang: the target language (ISO 639-3).
-        method: heuristic, heuristic_bt, markers (translate-train only), matching_ilp or matching_greedy.
+        method: a registered projection method (:mod:`xner.pipeline.methods`; the built-ins are METHODS).
         from_english: translator config English -> target (translate-train sentences; entity strings).
         to_english: translator config target -> English (translate-test sentences).
         aligner: aligner config (:func:`xner.pipeline.align.make_aligner`).
-        projection: method options (heuristic: max_gap, only_i, length_ratio, top_k; matching: weights,
-            n_proj, max_len, ner_alpha; markers: style; heuristic_bt: fuzzy_threshold).
+        projection: the method's options (each method module documents its own).
         source_model: checkpoint of an English xner model: labels English in translate-test, and gives the
             target-side NER scores of candidate matching.
         limit: use only the first N sentences.
@@ -84,34 +89,9 @@ class PipelineSpec:
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"unknown projection method {self.method!r}; choose one of {', '.join(METHODS)}")
-        unknown = sorted(set(self.matching_weights) - set(SCORE_KINDS))
-        if self.method.startswith("matching") and unknown:
-            raise ValueError(
-                f"projection.weights names unknown score kinds {unknown}; the kinds are {', '.join(SCORE_KINDS)}"
-            )
-        if self.method == "markers" and self.direction == "translate_test":
-            raise ValueError(
-                "markers make the translation the target sentence, so they exist for translate-train "
-                "only; use heuristic, heuristic_bt or matching for translate-test"
-            )
+        get_method(self.method).check(self)
         if self.direction == "translate_test" and not self.source_model:
             raise ValueError("translate-test needs source_model: the checkpoint of an English xner model")
-        if (
-            self.method.startswith("matching")
-            and self.matching_weights.get("ner", 0) > 0
-            and not self.source_model
-        ):
-            raise ValueError(
-                "matching with an 'ner' score needs source_model (the multilingual NER model run on "
-                "the target sentence); set projection.weights.ner=0 to match without it"
-            )
-
-    @property
-    def matching_weights(self) -> dict[str, float]:
-        """Fusion weights of candidate matching (default: the thesis's best, align .5 + ner .5 + translation 1)."""
-        return dict(self.projection.get("weights", matching.FUSED_BEST))
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -146,6 +126,8 @@ class Pipeline:
         data_dir: the data root.
         cache: the stage cache (default ``$XNER_CACHE/stages``).
         progress: show progress bars (``None``: when attached to a terminal).
+        labeller: tags words with a model (translate-test's English, matching's target-side NER); default:
+            :func:`~xner.pipeline.label.checkpoint_labeller` of ``spec.source_model``, built when first needed.
     """
 
     def __init__(
@@ -154,6 +136,7 @@ class Pipeline:
         data_dir: str | Path | None = None,
         cache: StageCache | None = None,
         progress: bool | None = None,
+        labeller: Labeller | None = None,
     ):
         if not isinstance(spec, PipelineSpec):
             unknown = sorted(set(spec) - {f.name for f in fields(PipelineSpec)})
@@ -165,8 +148,14 @@ class Pipeline:
             spec = PipelineSpec(**dict(spec))
         self.spec = spec
         self.data_dir, self.cache, self.progress = data_dir, cache or StageCache(), progress
+        self._labeller = labeller
         self.timings: dict[str, float] = {}
         self._inputs: tuple[list[Sentence], dict] | None = None
+
+    @property
+    def method(self) -> ProjectionMethod:
+        """The spec's projection method (from the registry)."""
+        return get_method(self.spec.method)
 
     # ------------------------------------------------------------------------------------------ inputs
     def inputs(self) -> tuple[list[Sentence], dict]:
@@ -186,7 +175,7 @@ class Pipeline:
     ):
         start = time.perf_counter()
         value, key = self.cache.get_or_build(
-            name, STAGE_VERSION, config, upstream, data_hash, build, dump or _dump_list, load or _load_list
+            name, STAGE_VERSION, config, upstream, data_hash, build, dump or dump_json, load or load_json
         )
         self.timings[name] = round(self.timings.get(name, 0) + time.perf_counter() - start, 2)
         return value, key
@@ -249,233 +238,113 @@ class Pipeline:
         return [{(int(i), int(j)) for i, j in a} for a in links], key
 
     def label(self, sentences: list[list[str]], upstream: str, name: str = "label"):
-        """Tags and per-word label probabilities from the source model (cached)."""
-        from xner.lit.loading import load_checkpoint_module  # noqa: PLC0415
-        from xner.pipeline.cache import file_sha256  # noqa: PLC0415
-        from xner.predict import predict_words  # noqa: PLC0415
-
-        model_path = Path(self.spec.source_model)
-        config = {"model_sha256": file_sha256(model_path)}
-
-        def build():
-            module = load_checkpoint_module(model_path)
-            preds = predict_words(module, [Sentence(t) for t in sentences], progress=self.progress)
-            return [
-                {
-                    "tags": p.tags,
-                    "probs": np.round(p.probs, 4).tolist(),
-                    "labels": list(module.label_set.labels),
-                }
-                for p in preds
-            ]
-
-        return self._stage(name, config, upstream, input_hash(sentences), build)
+        """Tags and per-word label probabilities from the labeller (cached)."""
+        if self._labeller is None:
+            self._labeller = checkpoint_labeller(self.spec.source_model)
+        labeller = self._labeller
+        return self._stage(
+            name,
+            labeller.cache_key(),
+            upstream,
+            input_hash(sentences),
+            lambda: labeller(sentences, progress=self.progress),
+        )
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> PipelineOutput:
         """Build every missing stage and return the projected sentences with their record."""
         start = time.perf_counter()
+        sentences = self.inputs()[0]
         if self.spec.direction == "translate_train":
-            out = self._translate_train()
+            spans = [tags_to_spans(s.tags) for s in sentences]
+            out = self._project_all(sentences, spans, *self._train_targets(sentences, spans))
         else:
-            out = self._translate_test()
+            out = self._project_all(*self._test_sources(sentences), gold=sentences)
         out.meta["timings_s"] = {**self.timings, "total": round(time.perf_counter() - start, 2)}
         return out
 
-    def _translate_train(self) -> PipelineOutput:
-        spec, sentences = self.spec, self.inputs()[0]
-        spans = [tags_to_spans(s.tags) for s in sentences]
-        data_key = input_hash(sentences)
-        if spec.method == "markers":
-            return self._markers(sentences, spans, data_key)
-        texts = self._texts(sentences)
-        translations, t_key = self.translate(texts, spec.from_english, None)
-        targets = [simple_tokenize(t) for t in translations]
-        return self._project_all(
-            sentences,
-            spans,
-            [list(s.tokens) for s in sentences],
-            targets,
-            t_key,
-            data_key,
-            target_lang=spec.lang,
-        )
+    def _train_targets(self, sentences: list[Sentence], spans: list[list[Span]]):
+        """Translate-train: the translations (the method's own input, e.g. marked text, or the plain text)."""
+        own = self.method.translation_input(sentences, spans, self.spec)
+        if own is not None:
+            translations, t_key = self.translate(own.texts, own.translator, None, own.stage)
+            return None, translations, t_key
+        translations, t_key = self.translate(self._texts(sentences), self.spec.from_english, None)
+        return [simple_tokenize(t) for t in translations], None, t_key
 
-    def _translate_test(self) -> PipelineOutput:
-        spec, sentences = self.spec, self.inputs()[0]
-        texts = self._texts(sentences)
-        translations, t_key = self.translate(texts, spec.to_english, None)
+    def _test_sources(self, sentences: list[Sentence]):
+        """Translate-test: the English translations labelled by the source model are the source side."""
+        translations, t_key = self.translate(self._texts(sentences), self.spec.to_english, None)
         english = [simple_tokenize(t) for t in translations]
         labelled, l_key = self.label(english, t_key)
-        spans = [tags_to_spans(r["tags"]) for r in labelled]
         source = [Sentence(e, r["tags"]) for e, r in zip(english, labelled, strict=True)]
-        out = self._project_all(
-            source,
-            spans,
-            english,
-            [list(s.tokens) for s in sentences],
-            l_key,
-            input_hash(sentences),
-            target_lang=spec.lang,
-            gold=sentences,
-        )
-        return out
-
-    def _target_ner(self, targets: list[list[str]], upstream: str) -> list[dict] | None:
-        if not (self.spec.method.startswith("matching") and self.spec.matching_weights.get("ner", 0) > 0):
-            return None
-        return self.label(targets, upstream, "target_ner")[0]
+        targets = [list(s.tokens) for s in sentences]
+        return source, [tags_to_spans(r["tags"]) for r in labelled], targets, None, l_key
 
     def _project_all(
         self,
         source: list[Sentence],
         spans: list[list[Span]],
-        src_tokens: list[list[str]],
-        targets: list[list[str]],
+        targets: list[list[str]] | None,
+        translations: list[str] | None,
         upstream: str,
-        data_key: str,
-        target_lang: str,
         gold: list[Sentence] | None = None,
     ) -> PipelineOutput:
-        spec = self.spec
-        alignments, a_key = self.align(src_tokens, targets, upstream)
-        needs_entities = spec.method == "heuristic_bt" or (
-            spec.method.startswith("matching") and spec.matching_weights.get("translation", 0) > 0
+        """Build what the method needs, project every pair, and assemble sentences, stats and meta."""
+        spec, method = self.spec, self.method
+        needs = method.needs(spec)
+        src_tokens = [list(s.tokens) for s in source]
+        alignments, a_key = None, None
+        if needs.alignment:
+            alignments, a_key = self.align(src_tokens, targets, upstream)
+            upstream = a_key
+        entity_strings = (
+            self.entity_translations(source, spans, upstream)[0] if needs.entity_translations else None
         )
-        entity_strings = self.entity_translations(source, spans, a_key)[0] if needs_entities else None
-        target_ner = self._target_ner(targets, a_key)
+        target_ner = self.label(targets, upstream, "target_ner")[0] if needs.target_ner else None
         start = time.perf_counter()
-        results, objectives = [], []
-        for k, (ents, src, tgt, links) in enumerate(zip(spans, src_tokens, targets, alignments, strict=True)):
-            res = self._project_one(k, ents, src, tgt, links, entity_strings, target_ner)
-            results.append(res)
-            if res.objective is not None:
-                objectives.append(res.objective)
+        results = []
+        for k, ents in enumerate(spans):
+            pair = SentencePair(
+                ents,
+                src_tokens[k],
+                targets[k] if targets is not None else None,
+                translations[k] if translations is not None else None,
+                alignments[k] if alignments is not None else None,
+                entity_strings[k] if entity_strings is not None else None,
+                target_ner[k] if target_ner is not None else None,
+            )
+            results.append(method.project(pair, spec.projection))
         self.timings["project"] = round(time.perf_counter() - start, 2)
         stats = sum((r.stats for r in results), ProjectionStats())
         stats.check()
         out, skipped = [], Counter()
         base = gold if gold is not None else source
-        for k, (res, tgt) in enumerate(zip(results, targets, strict=True)):
-            if not tgt:
+        for k, res in enumerate(results):
+            tokens = res.tokens if res.tokens is not None else targets[k]
+            if not tokens:
                 skipped["empty_translation"] += 1
                 continue
             if spec.drop_incomplete and gold is None and res.stats.projected < res.stats.source_entities:
                 skipped["incomplete_projection"] += 1
                 continue
-            out.append(Sentence(tgt, res.tags, f"{base[k].id}>{spec.lang}", target_lang, base[k].domain))
+            out.append(Sentence(tokens, res.tags, f"{base[k].id}>{spec.lang}", spec.lang, base[k].domain))
         meta = {
             "spec": asdict(spec),
             "sentences_in": len(source),
             "sentences_out": len(out),
             "skipped_sentences": dict(skipped),
             "projection": stats.to_dict(),
-            "stage_keys": {"align": a_key},
         }
+        if a_key is not None:
+            meta["stage_keys"] = {"align": a_key}
+        if method.counts_key:
+            meta[method.counts_key] = dict(sum_counts(results))
+        objectives = [r.objective for r in results if r.objective is not None]
         if objectives:
             meta["objective_sum"] = float(np.sum(objectives))
         if gold is not None:
             meta["intrinsic"] = self._score(gold, [r.tags for r in results])
-        return PipelineOutput(out, meta)
-
-    def _project_one(self, k, ents, src, tgt, links, entity_strings, target_ner):
-        spec, params = self.spec, self.spec.projection
-        if spec.method in ("heuristic", "heuristic_bt"):
-            if spec.method == "heuristic_bt" and ents:
-                links, _ = refine_alignment_with_translations(
-                    src, ents, tgt, links, entity_strings[k], params.get("fuzzy_threshold", 0.8)
-                )
-            return project_heuristic(
-                ents,
-                links,
-                len(tgt),
-                max_gap=params.get("max_gap", 1),
-                only_i=params.get("only_i", False),
-                length_ratio=params.get("length_ratio", 0.8),
-                top_k=params.get("top_k"),
-            )
-        weights = {k2: v for k2, v in spec.matching_weights.items() if v}
-        max_len = params.get("max_len", 10)
-
-        def scores(cands):
-            out = {}
-            if "align" in weights:
-                out["align"] = (
-                    np.stack([matching.align_scores(e, cands, links) for e in ents])
-                    if ents
-                    else np.zeros((0, len(cands)))
-                )
-            if "translation" in weights:
-                out["translation"] = (
-                    np.stack(
-                        [
-                            matching.translation_scores(cands, tgt, entity_strings[k][i])
-                            for i in range(len(ents))
-                        ]
-                    )
-                    if ents
-                    else np.zeros((0, len(cands)))
-                )
-            if "ner" in weights:
-                ner = target_ner[k]
-                probs = np.asarray(ner["probs"], dtype=float).reshape(len(tgt), -1)
-                row = matching.ner_scores(cands, probs, ner["labels"], None, params.get("ner_alpha", 1.15))
-                out["ner"] = np.tile(row, (len(ents), 1))
-            return out
-
-        return matching.project_matching(
-            ents,
-            len(tgt),
-            scores,
-            weights,
-            solver="ilp" if spec.method == "matching_ilp" else "greedy",
-            n_proj=params.get("n_proj", 1),
-            max_len=max_len,
-        )
-
-    def _markers(self, sentences: list[Sentence], spans: list[list[Span]], data_key: str) -> PipelineOutput:
-        style = self.spec.projection.get("style", "html")
-        marked = [insert_markers(s.tokens, ents, style) for s, ents in zip(sentences, spans, strict=True)]
-        config = dict(self.spec.from_english)
-        if style == "html":
-            config["markup"] = "html"
-        translations, t_key = self.translate(marked, config, None, "translate_marked")
-        entity_strings = self.entity_translations(sentences, spans, t_key)[0] if style == "bracket" else None
-        start = time.perf_counter()
-        results, counts = [], Counter()
-        for k, (ents, text) in enumerate(zip(spans, translations, strict=True)):
-            extraction = extract_marked_spans(text, style, len(ents))
-            counts.update(extraction.stats)
-            res = project_markers(ents, extraction, entity_strings[k] if entity_strings else None)
-            results.append((extraction.tokens, res))
-        self.timings["project"] = round(time.perf_counter() - start, 2)
-        stats = sum((r.stats for _, r in results), ProjectionStats())
-        stats.check()
-        out, skipped = [], Counter()
-        for k, (tokens, res) in enumerate(results):
-            if not tokens:
-                skipped["empty_translation"] += 1
-                continue
-            if self.spec.drop_incomplete and res.stats.projected < res.stats.source_entities:
-                skipped["incomplete_projection"] += 1
-                continue
-            out.append(
-                Sentence(
-                    tokens,
-                    res.tags,
-                    f"{sentences[k].id}>{self.spec.lang}",
-                    self.spec.lang,
-                    sentences[k].domain,
-                )
-            )
-        meta = {
-            "spec": asdict(self.spec),
-            "sentences_in": len(sentences),
-            "sentences_out": len(out),
-            "skipped_sentences": dict(skipped),
-            "projection": stats.to_dict(),
-            "marker_counts": dict(counts),
-        }
         return PipelineOutput(out, meta)
 
     @staticmethod
@@ -521,17 +390,9 @@ class Pipeline:
         if not self.cache.exists(key):
             raise FileNotFoundError(
                 f"projected set {key[:12]} for {self.spec.data} -> {self.spec.lang} ({self.spec.method}) is not built. "
-                "Run the DataModule's prepare_data (train.py does) or `python -m xner.pipeline ...`."
+                "Run the pipeline stage first: train.py does (xner.tasks.train.projected_training_set), or `python -m xner.pipeline ...`."
             )
         return _load_output(self.cache.path(key))
-
-
-def _dump_list(value: Any, directory: Path) -> None:
-    (directory / "data.json").write_text(json.dumps(value))
-
-
-def _load_list(directory: Path) -> Any:
-    return json.loads((directory / "data.json").read_text())
 
 
 def _load_output(directory: Path) -> PipelineOutput:

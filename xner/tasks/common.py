@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,34 @@ def resolved_config(cfg: DictConfig) -> dict:
 RESULT_OBJECTS = ("predictions", "indices", "counts", "counts_dontcare", "counts_partial", "errors")
 
 
+@dataclass
+class SplitResult:
+    """One test split's results joined with the data they were computed on.
+
+    Attributes:
+        name: the split's name (``data.test`` key).
+        scores: the module's ``eval_results["test"][name]`` (scores, counts, predictions, indices).
+        sentences: the scored sentences, in the order of ``scores["predictions"]``.
+        stats: what loading the split mapped and dropped (``None`` for splits given as sentences).
+    """
+
+    name: str
+    scores: dict[str, Any]
+    sentences: list
+    stats: Any
+
+
+def split_results(module, datamodule) -> list[SplitResult]:
+    """The module's test results per split, joined with the DataModule's sentences and split stats: the one
+    place where the tasks put scores and data back together."""
+    out = []
+    for name, res in module.eval_results.get("test", {}).items():
+        dataset = datamodule.datasets[name]
+        sentences = [dataset.sentences[i] for i in res["indices"]]
+        out.append(SplitResult(name, res, sentences, datamodule.split_stats.get(name)))
+    return out
+
+
 def split_records(module, datamodule) -> dict[str, dict]:
     """Scores per test split with what was mapped, dropped and truncated, for metrics.json.
 
@@ -160,11 +189,11 @@ def split_records(module, datamodule) -> dict[str, dict]:
     breakdown rows of :meth:`xner.errors.ErrorBreakdown.rows`.
     """
     out = {}
-    for name, res in module.eval_results.get("test", {}).items():
+    for split in split_results(module, datamodule):
+        res, stats = split.scores, split.stats
         record = {k: v for k, v in res.items() if k not in RESULT_OBJECTS}
         if res.get("errors") is not None:
             record["errors"] = res["errors"].rows()
-        stats = datamodule.split_stats.get(name)
         if stats is not None:
             record.update(
                 ref=stats.ref,
@@ -175,7 +204,7 @@ def split_records(module, datamodule) -> dict[str, dict]:
                 repaired_gold_tags=stats.repaired_tags,
                 gold_scheme=stats.scheme,
             )
-        out[name] = record
+        out[split.name] = record
     return out
 
 
@@ -184,11 +213,13 @@ def write_predictions(out_dir: Path, module, datamodule) -> list[Path]:
     :func:`xner.io.conll.read_predictions_file`; ``removed`` holds the gold entities the label mapping
     removed, with their original types, for don't-care scoring)."""
     paths = []
-    for name, res in module.eval_results.get("test", {}).items():
-        dataset = datamodule.datasets[name]
-        sentences = [dataset.sentences[i] for i in res["indices"]]
-        paths.append(Path(out_dir) / f"{name}.conll")
-        write_conll(paths[-1], sentences, [res["predictions"], [removed_tags(s) for s in sentences]])
+    for split in split_results(module, datamodule):
+        paths.append(Path(out_dir) / f"{split.name}.conll")
+        write_conll(
+            paths[-1],
+            split.sentences,
+            [split.scores["predictions"], [removed_tags(s) for s in split.sentences]],
+        )
     return paths
 
 

@@ -16,7 +16,6 @@ strict and of don't-care F1), ``errors.csv`` (a row per checkpoint, split and ty
 
 from __future__ import annotations
 
-import csv
 import logging
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from xner.data.registry import DataRef
 from xner.stats import paired_bootstrap
+from xner.tables import write_csv
 from xner.tasks.common import (
     fail_if_interrupted,
     finish_wandb,
@@ -37,6 +37,7 @@ from xner.tasks.common import (
     resolved_config,
     seed_and_threads,
     split_records,
+    split_results,
     split_table,
     timer,
     write_json,
@@ -145,7 +146,8 @@ def _evaluate(cfg: DictConfig, ckpts: list[str]) -> dict:
         splits = split_records(module, datamodule)
         record["checkpoints"][ckpt] = splits
         counts_by_ckpt[ckpt] = {
-            name: (res["counts"], res["counts_dontcare"]) for name, res in module.eval_results["test"].items()
+            s.name: (s.scores["counts"], s.scores["counts_dontcare"])
+            for s in split_results(module, datamodule)
         }
         if trainer.is_global_zero:
             write_predictions(out_dir / "predictions" / tag, module, datamodule)
@@ -166,10 +168,10 @@ def _evaluate(cfg: DictConfig, ckpts: list[str]) -> dict:
     if record["robustness"]:
         print("\n" + format_table(record["robustness"], ROBUSTNESS_COLUMNS, ROBUSTNESS_TITLE))
     plot_splits(rows, out_dir / "f1_by_split.png")
-    _write_csv(out_dir / "metrics.csv", rows)
-    _write_csv(out_dir / "robustness.csv", record["robustness"])
-    _write_csv(out_dir / "comparisons.csv", record["comparisons"])
-    _write_csv(out_dir / "errors.csv", error_rows)
+    write_csv(out_dir / "metrics.csv", rows)
+    write_csv(out_dir / "robustness.csv", record["robustness"])
+    write_csv(out_dir / "comparisons.csv", record["comparisons"])
+    write_csv(out_dir / "errors.csv", error_rows)
     record["peak_rss_mb"] = round(peak_rss_mb(), 1)
     record["config"] = resolved_config(cfg)
     write_json(out_dir / "metrics.json", record)
@@ -253,17 +255,7 @@ def _compare(ckpt: str, reference: str, split: str, counts: tuple, ref_counts: t
         cmp = paired_bootstrap(
             a, b, resamples=int(boot.get("resamples", 1000)), seed=int(boot.get("seed", 0))
         )
-        out.update(
-            {
-                f"f1{suffix}": cmp.f1_a,
-                f"reference_f1{suffix}": cmp.f1_b,
-                f"delta{suffix}": cmp.delta,
-                f"ci_low{suffix}": cmp.low,
-                f"ci_high{suffix}": cmp.high,
-                f"p_value{suffix}": cmp.p_value,
-                f"significant{suffix}": cmp.significant,
-            }
-        )
+        out.update(cmp.row(("f1", "reference_f1"), suffix))
     return out
 
 
@@ -307,13 +299,3 @@ def _drops(ckpt: str, splits: dict, pairs: dict[str, tuple[str, str]]) -> list[d
             )
         out.append(row)
     return out
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)

@@ -8,6 +8,7 @@ same command with the same run dir resumes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -90,6 +91,57 @@ def _final_checkpoint(trainer) -> str:
     return ""
 
 
+def projected_training_set(train_spec: Mapping, data_dir: str | None) -> dict:
+    """Run the pipeline stage of a ``{pipeline: {...}, limit: N}`` training split (or reuse its cached
+    output) and return the split spec that names the artifact: ``{projected: <sentences.jsonl>, meta:
+    <meta.json>, limit: N}``, which the DataModule reads.
+
+    Args:
+        train_spec: ``data.train`` with a ``pipeline`` spec (:class:`xner.pipeline.run.PipelineSpec` fields)
+            and optionally ``limit`` (train on the first N projected sentences).
+        data_dir: the data root.
+    """
+    from xner.pipeline.run import Pipeline  # noqa: PLC0415 - only runs that train on projected data need it
+
+    spec = dict(train_spec)
+    pipeline = Pipeline(dict(spec.pop("pipeline")), data_dir)
+    output = pipeline.run_and_store()
+    log.info(
+        "projected training set: %d sentences, projection rate %.3f",
+        len(output.sentences),
+        output.meta["projection"]["projection_rate"],
+    )
+    entry = pipeline.cache.path(pipeline.output_key())
+    return {**spec, "projected": str(entry / "data.jsonl"), "meta": str(entry / "meta.json")}
+
+
+def build_datamodule(cfg: DictConfig):
+    """The DataModule of ``cfg.data``; a pipeline training split is built first (the pipeline stage) and the
+    DataModule gets its artifact, so the DataModule only reads files."""
+    train = cfg.data.get("train")
+    if not (isinstance(train, DictConfig) and "pipeline" in train):
+        return instantiate(cfg.data)
+    # plain containers: the spec is hashed into cache keys, and the artifact replaces the whole split spec
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data["train"] = projected_training_set(data["train"], data.get("data_dir"))
+    return instantiate(data)
+
+
+def prepare_distillation(model, datamodule) -> None:
+    """Give a distillation module its training inputs explicitly: the tokenizer check and the teacher
+    cache are built from the training sentences, their tokenizer and max length before fitting."""
+    from xner.distill.module import DistillModule  # noqa: PLC0415 - only for model=kd_student
+
+    if isinstance(model, DistillModule):
+        datamodule.setup("fit")
+        model.prepare_training(
+            datamodule.datasets["train"].sentences,
+            datamodule.tokenizer,
+            datamodule.tokenizer_name,
+            datamodule.max_length,
+        )
+
+
 def _train(cfg: DictConfig) -> dict:
     check_config(cfg)
     seed_and_threads(cfg)
@@ -97,7 +149,7 @@ def _train(cfg: DictConfig) -> dict:
     record: dict = {"task": cfg.task_name, "run_dir": str(out_dir), "timings_s": {}}
     times = record["timings_s"]
     with timer(times, "setup"):
-        datamodule = instantiate(cfg.data)
+        datamodule = build_datamodule(cfg)
         model = instantiate(cfg.model)
         callbacks = instantiate_group(cfg.get("callbacks"))
         loggers = instantiate_group(cfg.get("logger"))
@@ -111,11 +163,17 @@ def _train(cfg: DictConfig) -> dict:
     if cfg.get("train", True):
         record["resumed_from"] = ckpt_path
         with timer(times, "fit"), fail_if_interrupted(trainer, "training"):
+            prepare_distillation(model, datamodule)
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         record["train"] = {
             "sentences": len(datamodule.datasets["train"]),
             "encoding": vars(datamodule.encoding_stats["train"]),
         }
+        if datamodule.projected_meta is not None:
+            record["train"]["projected"] = {
+                "path": datamodule.train_spec["projected"],
+                "projection": datamodule.projected_meta.get("projection"),
+            }
         if "val" in model.eval_results:
             record["val"] = {k: v["f1"] for k, v in model.eval_results["val"].items()}
         best = _final_checkpoint(trainer)
