@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from xner.data.encoding import PadCollator, encode_sentences, gather_word_starts, nfc_words
+from xner.models.tagger import usable_positions
 from xner.types import Sentence
 
 
@@ -124,12 +125,9 @@ def model_max_length(module, tokenizer=None) -> int:
     if 0 < int(tokenizer.model_max_length) < 10**6:  # HF uses a huge number for "not set"
         limits.append(int(tokenizer.model_max_length))
     for sub in module.modules():
-        config = getattr(sub, "config", None)
-        positions = getattr(config, "max_position_embeddings", None)
-        if isinstance(positions, int) and positions > 0:
-            # RoBERTa-style encoders number positions from padding_idx + 1: two positions are never used
-            offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
-            limits.append(positions - offset)
+        positions = usable_positions(getattr(sub, "config", None))
+        if positions is not None:
+            limits.append(positions)
     return min(limits) if limits else 512
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
 
 from xner.data.encoding import encode_sentences
-from xner.models.tagger import TokenClassifier
+from xner.models.tagger import TokenClassifier, usable_positions
 from xner.types import Sentence
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ HF_FILE_PATTERNS = (
     "README.md",
     "xner_export.json",
 )
-# Encoders whose position ids start after the padding index (fairseq heritage): fewer usable positions.
-OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert"}
 
 
 class ExportError(RuntimeError):
@@ -123,11 +121,9 @@ def check_out_dir(out_dir: str | Path, force: bool) -> Path:
 
 def cap_model_max_length(tokenizer, config) -> None:
     """Make the pipeline truncate to the positions the model has (instead of failing on long text)."""
-    positions = getattr(config, "max_position_embeddings", None)
+    positions = usable_positions(config)
     if positions is None:
         return
-    if config.model_type in OFFSET_POSITION_TYPES:
-        positions -= (config.pad_token_id or 0) + 1
     if not tokenizer.model_max_length or tokenizer.model_max_length > positions:
         tokenizer.model_max_length = positions
 

@@ -40,6 +40,21 @@ def check_encoder_dir(name_or_path: str) -> None:
 _POOLED_TYPES = frozenset({"bert", "xlm-roberta", "roberta"})
 
 
+# RoBERTa-style encoders number positions from padding_idx + 1, so the first pad_token_id + 1 are never used
+OFFSET_POSITION_TYPES = frozenset({"roberta", "xlm-roberta", "camembert"})
+
+
+def usable_positions(config) -> int | None:
+    """How many subwords (special tokens included) an encoder with this HF config can take; ``None`` when the
+    config does not say."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if getattr(config, "model_type", "") in OFFSET_POSITION_TYPES:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions
+
+
 def encoder_from_config(config: PretrainedConfig) -> nn.Module:
     """A randomly initialised encoder without a pooler (token tasks never use it).
 

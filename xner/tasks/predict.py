@@ -36,7 +36,14 @@ from xner.io.conll import read_conll
 from xner.labels import repair_iob2, tags_to_spans
 from xner.lit.loading import load_checkpoint_module
 from xner.predict import WordPrediction, model_max_length, predict_words
-from xner.tasks.common import peak_rss_mb, resolved_config, seed_and_threads, timer, write_json
+from xner.tasks.common import (
+    peak_rss_mb,
+    require_setting,
+    resolved_config,
+    seed_and_threads,
+    timer,
+    write_json,
+)
 from xner.text_tokenize import token_offsets, tokenize
 from xner.types import Sentence
 
@@ -60,6 +67,11 @@ class InputLine:
 
 def predict(cfg: DictConfig) -> dict:
     """Tag ``cfg.input`` with ``cfg.ckpt_path`` and write ``cfg.output``; returns the run summary."""
+    example = "e.g. python predict.py ckpt_path=logs/demo/runs/<run>/checkpoints/best.ckpt input=my_text.txt"
+    require_setting(cfg, "ckpt_path", f"predict.py needs ckpt_path=<a trained checkpoint>, {example}")
+    require_setting(
+        cfg, "input", f"predict.py needs input=<a text, tokens or .conll file, or - for stdin>, {example}"
+    )
     seed_and_threads(cfg)
     out_dir = Path(cfg.paths.output_dir)
     timings: dict = {}
