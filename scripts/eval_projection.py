@@ -7,7 +7,9 @@ model, align, project back onto the original target words with each method, and 
 (PER/ORG/LOC; CoNLL-2002 MISC -> O). Model transfer (the source model applied to the target text directly) is
 the baseline. Writes ``intrinsic.csv`` (F1 with 95% bootstrap intervals, projection rates, drops), and
 ``comparisons.csv`` (paired bootstrap of each method against model transfer and against the heuristic, on the
-same sentences), and prints a markdown table.
+same sentences), and prints a markdown table. With ``--analysis``, also ``analysis/<set>_<method>.md``: one
+cause per gold and predicted entity, and the causes where model transfer and projection disagree
+(:mod:`xner.pipeline.analysis`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import time
 from pathlib import Path
 
 from xner.data.registry import load_split
+from xner.labels import tags_to_spans
 from xner.lit.loading import load_checkpoint_module
 from xner.metrics import count_entities, scores_from_counts
+from xner.pipeline import analysis
+from xner.pipeline.project import simple_tokenize
 from xner.pipeline.run import Pipeline
 from xner.predict import predict_words
 from xner.stats import bootstrap_f1, paired_bootstrap
@@ -57,6 +62,7 @@ def main() -> None:
     parser.add_argument("--aligner-method", default="itermax")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--out", default="results/projection")
+    parser.add_argument("--analysis", action="store_true", help="also write error-analysis tables")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
@@ -113,6 +119,10 @@ def main() -> None:
                 "weights": json.dumps(options.get("weights", {})),
             }
             rows.append(row(ref, method, counts[method], args.resamples, extra))
+            if args.analysis:
+                write_analysis(
+                    out / "analysis" / f"{ref.replace(':', '_')}_{method}.md", pipeline, predicted, transfer
+                )
             print(f"{ref} {method}: F1 {rows[-1]['f1']:.1f} {rows[-1]['f1_ci95']}", flush=True)
         for method, c in counts.items():
             for ref_method in ("model_transfer", "heuristic"):
@@ -134,6 +144,42 @@ def main() -> None:
     write(out / "intrinsic.csv", rows)
     write(out / "comparisons.csv", comparisons)
     print(markdown(rows))
+
+
+def write_analysis(path: Path, pipeline: Pipeline, predicted: list, transfer: list) -> None:
+    """The error analysis of one method on one set, from the stages ``pipeline.run()`` cached (no rebuild).
+
+    The links are the aligner's (heuristic_bt refines them inside the method, so its alignment causes are
+    approximate); drop reasons are replayed exactly for ``heuristic`` and inferred from the links otherwise.
+    """
+    spec, gold = pipeline.spec, pipeline.inputs()[0]
+    translations, t_key = pipeline.translate([" ".join(s.tokens) for s in gold], spec.to_english, None)
+    english = [simple_tokenize(t) for t in translations]
+    labelled, l_key = pipeline.label(english, t_key)
+    links, _ = pipeline.align(english, [list(s.tokens) for s in gold], l_key)
+    heuristic = {
+        k: v for k, v in spec.projection.items() if k in ("max_gap", "only_i", "length_ratio", "top_k")
+    }
+    records = []
+    for k, g in enumerate(gold):
+        tags = labelled[k]["tags"]
+        drops = None
+        if spec.method == "heuristic":
+            drops = analysis.heuristic_drop_reasons(tags_to_spans(tags), links[k], len(g), **heuristic)
+        records.append(
+            analysis.SentenceRecord(
+                g.tokens, g.tags, predicted[k], english[k], tags, links[k], transfer[k], None, drops, g.id
+            )
+        )
+    causes = analysis.analyze(records, TYPES)
+    comparison = analysis.compare_with_transfer(records, causes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        analysis.markdown_table(analysis.summarize(causes))
+        + "\n\n"
+        + analysis.comparison_table(comparison)
+        + "\n"
+    )
 
 
 def row(ref: str, method: str, counts, resamples: int, extra: dict) -> dict:
