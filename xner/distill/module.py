@@ -30,7 +30,7 @@ from xner.distill.teacher_cache import TeacherCache, teacher_outputs
 from xner.labels import LabelSet
 from xner.lit.evaluation import SplitEvaluationMixin
 from xner.lit.loading import load_checkpoint_module, record_class
-from xner.lit.optim import configure_adamw_linear_warmup
+from xner.lit.optim import clip_gradients, configure_adamw_linear_warmup
 from xner.models.tagger import TokenClassifier, read_word_embeddings
 from xner.paths import cache_dir as default_cache_dir
 from xner.types import Sentence
@@ -401,6 +401,9 @@ class DistillModule(SplitEvaluationMixin, L.LightningModule):
 
     def configure_optimizers(self):
         return configure_adamw_linear_warmup(self, self.optimizer_factory, self.hparams.warmup_ratio)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

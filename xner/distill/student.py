@@ -11,20 +11,15 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer
 
-from xner.models.tagger import TokenClassifier, encoder_from_config, load_encoder
+from xner.models.tagger import TokenClassifier, encoder_from_config, load_encoder, transformer_layers
 
 log = logging.getLogger(__name__)
 
 
 def _layer_list(encoder: nn.Module) -> nn.ModuleList:
-    """The transformer layer list of a BERT-like encoder (BERT, XLM-R, RoBERTa, ELECTRA)."""
-    try:
-        return encoder.encoder.layer
-    except AttributeError:
-        raise TypeError(
-            f"{type(encoder).__name__} is not BERT-like (no .encoder.layer); initialise the student "
-            "from a pretrained encoder instead (student.init=pretrained)"
-        ) from None
+    return transformer_layers(
+        encoder, "; initialise the student from a pretrained encoder instead (student.init=pretrained)"
+    )
 
 
 def resolve_teacher_layers(

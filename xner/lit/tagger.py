@@ -12,7 +12,7 @@ from torch import nn
 from xner.labels import LabelSet
 from xner.lit.evaluation import SplitEvaluationMixin
 from xner.lit.loading import record_class
-from xner.lit.optim import configure_adamw_linear_warmup
+from xner.lit.optim import clip_gradients, configure_adamw_linear_warmup
 from xner.models.tagger import TaggerOutput, TokenClassifier, load_encoder
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
             default AdamW(lr=3e-4, weight_decay=0.01).
         warmup_ratio: share of steps with a linear warm-up; linear decay to zero afterwards.
         freeze_embeddings: keep the word-embedding matrix fixed (and out of checkpoints).
+        freeze_layers: keep the embeddings and the first N transformer layers fixed too (their backward pass
+            is skipped: a cheaper step; ``make demo`` uses it to fit in minutes).
         dropout: dropout before the head.
         pretrained: ``False`` builds the encoder from its config only (random weights; tests).
         attn_implementation: ``sdpa`` (fast) or ``eager`` (needed to read attention maps).
@@ -42,6 +44,7 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
         optimizer: Callable | None = None,
         warmup_ratio: float = 0.1,
         freeze_embeddings: bool = True,
+        freeze_layers: int = 0,
         dropout: float = 0.1,
         pretrained: bool = True,
         attn_implementation: str = "sdpa",
@@ -57,6 +60,7 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
         )
         if freeze_embeddings:
             self.model.freeze_word_embeddings()
+        self.model.freeze_bottom_layers(freeze_layers)
         self.optimizer_factory = optimizer
         self.loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
         self.train()  # from_pretrained returns eval mode; Lightning keeps submodule modes, so dropout would be off
@@ -79,6 +83,9 @@ class TaggerModule(SplitEvaluationMixin, L.LightningModule):
 
     def configure_optimizers(self):
         return configure_adamw_linear_warmup(self, self.optimizer_factory, self.hparams.warmup_ratio)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # Frozen word embeddings equal the pretrained encoder's: leave them out of checkpoints (-384 MB for
     # multilingual-e5-small) and take them from the encoder directory again when loading.

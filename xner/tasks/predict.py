@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 from xner.io.conll import read_conll
 from xner.labels import repair_iob2, tags_to_spans
 from xner.lit.loading import load_checkpoint_module
+from xner.precision import resolve_precision
 from xner.predict import WordPrediction, model_max_length, predict_words
 from xner.tasks.common import (
     peak_rss_mb,
@@ -83,8 +84,9 @@ def predict(cfg: DictConfig) -> dict:
     with timer(timings, "read"):
         lines = read_input(str(cfg.input), input_format)
     device = pick_device(str(cfg.trainer.get("accelerator", "cpu")))
-    bf16 = "bf16" in str(cfg.trainer.get("precision", ""))
-    if not bf16 and str(cfg.trainer.get("precision", "")).startswith("16"):
+    precision = str(resolve_precision(cfg.trainer.get("precision", "32-true"), device.type))
+    bf16 = "bf16" in precision
+    if not bf16 and precision.startswith("16"):
         log.warning("trainer.precision=%s: predict.py runs fp16 models in fp32; use bf16-mixed for autocast")
     with timer(timings, "load"):
         module = load_checkpoint_module(cfg.ckpt_path).to(device)

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from xner.precision import resolve_precision
 from xner.tasks.common import (
     fail_if_interrupted,
     finish_wandb,
@@ -153,7 +154,14 @@ def _train(cfg: DictConfig) -> dict:
         model = instantiate(cfg.model)
         callbacks = instantiate_group(cfg.get("callbacks"))
         loggers = instantiate_group(cfg.get("logger"))
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer = instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            precision=resolve_precision(
+                cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator")
+            ),
+        )
         if cfg.get("test", True) and datamodule.test_specs:
             datamodule.check_test_splits()  # a typo in a test split fails now, not after training
     for lg in loggers:
