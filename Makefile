@@ -11,7 +11,7 @@ help:  ## list the targets
 setup:  ## install the package, Apertium and the offline encoder (idempotent)
 	@./scripts/setup.sh
 
-demo: setup  ## fine-tune me5-small on English CoNLL-2003, test on English and zero-shot targets (~10 min)
+demo: setup  ## fine-tune me5-small on English CoNLL-2003, test on English and zero-shot Swahili (~4 min + set-up)
 	$(PY) train.py experiment=demo
 
 test: setup  ## run the default test suite (offline, < 10 min on 2 cores)

@@ -75,6 +75,9 @@ def test_frozen_bottom_layers_get_no_gradient(tiny_encoder, data_dir):
     module = TaggerModule(str(tiny_encoder), freeze_embeddings=False, freeze_layers=1)
     layers = module.model.encoder.encoder.layer
     frozen = {id(p) for p in [*module.model.encoder.embeddings.parameters(), *layers[0].parameters()]}
+    module.train()  # what the trainer does before fitting: frozen layers stay in eval mode (no dropout)
+    assert not module.model.encoder.embeddings.training and not layers[0].training
+    assert layers[1].training and module.model.head.training
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
     _fit(module, tiny_encoder, "bf16-mixed", clip=1.0, steps=2)
     for name, param in module.named_parameters():

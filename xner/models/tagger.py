@@ -126,15 +126,24 @@ class TokenClassifier(nn.Module):
 
         Nothing below the first trainable layer needs a gradient, so autograd neither stores their
         activations nor runs their backward pass: a step costs about ``(12 + 2 * (12 - layers)) / 36`` of a
-        full one for a 12-layer encoder (forward everywhere, backward only above the frozen layers).
+        full one for a 12-layer encoder (forward everywhere, backward only above the frozen layers). The frozen
+        layers also run without dropout (see :meth:`train`).
         """
         stack = transformer_layers(self.encoder)
         if not 0 <= layers <= len(stack):
             raise ValueError(f"freeze_layers must be in 0..{len(stack)} (the encoder's layers), got {layers}")
-        if layers:
-            self.encoder.embeddings.requires_grad_(False)
-        for layer in stack[:layers]:
-            layer.requires_grad_(False)
+        self._frozen = [self.encoder.embeddings, *stack[:layers]] if layers else []
+        for module in self._frozen:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> TokenClassifier:
+        """Set train/eval mode; frozen bottom layers stay in eval mode: a fixed feature extractor, so no
+        dropout noise (and none of its cost) below the first trained layer."""
+        super().train(mode)
+        for module in getattr(self, "_frozen", ()):
+            module.eval()
+        return self
 
     def forward(
         self,
