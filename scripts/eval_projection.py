@@ -35,7 +35,8 @@ from xner.stats import bootstrap_f1, paired_bootstrap
 SETS = {
     "conll2002:spa:test": ("spa-eng", "eng-spa"),
     "wikiann:spa:test": ("spa-eng", "eng-spa"),
-    "wikiann:eus:dev": ("eu-en", None),
+    "wikiann:eus:test": ("eu-en", None),
+    "wikiann:isl:test": ("isl-eng", None),
 }
 METHODS = ("heuristic", "heuristic_bt", "matching_ilp", "matching_greedy")
 TYPES = ["PER", "ORG", "LOC"]

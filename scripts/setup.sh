@@ -22,7 +22,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 # Apertium: real MT for the projection pipeline (tests that need it skip with a reason when it is absent).
-APERTIUM_PKGS="apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eo-en apertium-eu-en apertium-spa-cat"
+APERTIUM_PKGS="apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eo-en apertium-eu-en apertium-spa-cat
+  apertium-isl-eng apertium-mkd-eng apertium-hbs-eng"
 if [ "${XNER_SKIP_APT:-0}" != 1 ] && ! dpkg -s $APERTIUM_PKGS >/dev/null 2>&1; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "[setup] installing Apertium ($APERTIUM_PKGS)"

@@ -363,3 +363,38 @@ def test_make_translator(tmp_path: Path):
     assert make_translator("file", path=tsv).translate(["a"]) == ["x"]
     with pytest.raises(ValueError, match="Unknown translator kind 'google'"):
         make_translator("google")
+
+
+needs_is_en = pytest.mark.skipif(
+    not _have_pair("is-en"), reason="Apertium is-en not installed: apt-get install apertium apertium-isl-eng"
+)
+
+
+def test_icelandic_macedonian_and_serbo_croatian_pairs_name_their_packages(tmp_path: Path):
+    (tmp_path / "modes").mkdir()
+    assert apertium_package_for("is-en") == "apertium-isl-eng"
+    assert apertium_package_for("mkd-eng") == "apertium-mkd-eng"
+    assert apertium_package_for("hbs-eng") == "apertium-hbs-eng"
+    with pytest.raises(ApertiumError, match=r"apertium-isl-eng only translates isl-eng"):
+        resolve_apertium_mode("en-is", data_dir=tmp_path)
+
+
+@needs_is_en
+def test_icelandic_wikiann_test_sentences_translate_to_english(data_dir: Path):
+    # translate-test for a third language: real WikiANN isl test sentences through Apertium isl-eng
+    path = data_dir / "wikiann" / "isl" / "test.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (WikiANN Icelandic is not in this data dir)")
+    from xner.data.registry import load_split
+
+    sentences, _ = load_split("wikiann:isl:test", data_dir, limit=40)
+    texts = [" ".join(s.tokens) for s in sentences]
+    out = ApertiumTranslator("is-en", progress=False).translate(texts)
+    assert len(out) == len(texts) and all(t.strip() for t in out)
+    assert sum(src != tgt for src, tgt in zip(texts, out, strict=True)) > len(texts) // 2  # it translated
+    for src, tgt in zip(texts, out, strict=True):
+        assert sorted(re.findall(r"\d+", src)) == sorted(re.findall(r"\d+", tgt)), (src, tgt)
+    # a name Apertium knows comes out in its English form (what the projection's error analysis calls
+    # "the MT changed the name"); one it does not know passes through unchanged
+    named = ApertiumTranslator("is-en", progress=False).translate(["Jón Sigurðsson bjó í Kaupmannahöfn ."])
+    assert named == ["Jón Sigurðsson lived in Copenhagen ."]

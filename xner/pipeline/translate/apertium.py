@@ -52,11 +52,13 @@ _ISO1_TO_3 = {
     "gl": "glg",
     "eo": "epo",
     "eu": "eus",
+    "is": "isl",
+    "mk": "mkd",
 }
 _ISO3_TO_1 = {v: k for k, v in _ISO1_TO_3.items()}
 
-# Debian package per (unordered) language pair and the directions (modes) it installs; apertium-eu-en has
-# eu-en only.
+# Debian package per (unordered) language pair and the directions (modes) it installs; apertium-eu-en,
+# apertium-isl-eng and apertium-mkd-eng translate into English only (translate-test).
 _DEBIAN_PACKAGES: dict[frozenset[str], tuple[str, tuple[str, ...]]] = {
     frozenset({"eng", "spa"}): ("apertium-eng-spa", ("eng-spa", "spa-eng")),
     frozenset({"eng", "cat"}): ("apertium-eng-cat", ("eng-cat", "cat-eng")),
@@ -64,6 +66,9 @@ _DEBIAN_PACKAGES: dict[frozenset[str], tuple[str, tuple[str, ...]]] = {
     frozenset({"eng", "epo"}): ("apertium-eo-en", ("en-eo", "eo-en")),
     frozenset({"eng", "eus"}): ("apertium-eu-en", ("eu-en",)),
     frozenset({"spa", "cat"}): ("apertium-spa-cat", ("spa-cat", "cat-spa")),
+    frozenset({"eng", "isl"}): ("apertium-isl-eng", ("isl-eng",)),
+    frozenset({"eng", "mkd"}): ("apertium-mkd-eng", ("mkd-eng",)),
+    frozenset({"eng", "hbs"}): ("apertium-hbs-eng", ("hbs-eng", "eng-hbs")),
 }
 
 
