@@ -7,7 +7,9 @@ model, align, project back onto the original target words with each method, and 
 (PER/ORG/LOC; CoNLL-2002 MISC -> O). Model transfer (the source model applied to the target text directly) is
 the baseline. Writes ``intrinsic.csv`` (F1 with 95% bootstrap intervals, projection rates, drops), and
 ``comparisons.csv`` (paired bootstrap of each method against model transfer and against the heuristic, on the
-same sentences), and prints a markdown table. With ``--analysis``, also ``analysis/<set>_<method>.md``: one
+same sentences), and prints a markdown table. Each method also appears combined with model transfer
+(``transfer_fill:<method>``: transfer's entities, gaps filled from the projection; ``projection_fill:<method>``:
+the reverse; :mod:`xner.pipeline.ensemble`). With ``--analysis``, also ``analysis/<set>_<method>.md``: one
 cause per gold and predicted entity, and the causes where model transfer and projection disagree
 (:mod:`xner.pipeline.analysis`).
 """
@@ -26,6 +28,7 @@ from xner.labels import tags_to_spans
 from xner.lit.loading import load_checkpoint_module
 from xner.metrics import count_entities, scores_from_counts
 from xner.pipeline import analysis
+from xner.pipeline.ensemble import ENSEMBLES, ensemble
 from xner.pipeline.project import simple_tokenize
 from xner.pipeline.run import Pipeline
 from xner.predict import predict_words
@@ -120,6 +123,10 @@ def main() -> None:
                 "weights": json.dumps(options.get("weights", {})),
             }
             rows.append(row(ref, method, counts[method], args.resamples, extra))
+            for kind in ENSEMBLES:  # the two taggings combined (xner.pipeline.ensemble)
+                merged = [ensemble(kind, t, p) for t, p in zip(transfer, predicted, strict=True)]
+                counts[f"{kind}:{method}"] = count_entities(gold_tags, merged, TYPES)
+                rows.append(row(ref, f"{kind}:{method}", counts[f"{kind}:{method}"], args.resamples, {}))
             if args.analysis:
                 write_analysis(
                     out / "analysis" / f"{ref.replace(':', '_')}_{method}.md", pipeline, predicted, transfer
