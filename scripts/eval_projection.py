@@ -123,6 +123,7 @@ def main() -> None:
                 "weights": json.dumps(options.get("weights", {})),
             }
             rows.append(row(ref, method, counts[method], args.resamples, extra))
+            print(f"{ref} {method}: F1 {rows[-1]['f1']:.1f} {rows[-1]['f1_ci95']}", flush=True)
             for kind in ENSEMBLES:  # the two taggings combined (xner.pipeline.ensemble)
                 merged = [ensemble(kind, t, p) for t, p in zip(transfer, predicted, strict=True)]
                 counts[f"{kind}:{method}"] = count_entities(gold_tags, merged, TYPES)
@@ -131,7 +132,6 @@ def main() -> None:
                 write_analysis(
                     out / "analysis" / f"{ref.replace(':', '_')}_{method}.md", pipeline, predicted, transfer
                 )
-            print(f"{ref} {method}: F1 {rows[-1]['f1']:.1f} {rows[-1]['f1_ci95']}", flush=True)
         for method, c in counts.items():
             for ref_method in ("model_transfer", "heuristic"):
                 if method == ref_method or ref_method not in counts:
