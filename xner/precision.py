@@ -39,3 +39,9 @@ def resolve_precision(precision, accelerator: str = "cpu") -> str | int:
     chosen = "bf16-mixed" if str(accelerator) == "cpu" and cpu_has_native_bf16() else "32-true"
     log.info("trainer.precision=auto -> %s (accelerator %s)", chosen, accelerator)
     return chosen
+
+
+def trainer_precision(trainer) -> str | int:
+    """The Lightning precision of a ``trainer`` config (its ``precision``, ``auto`` resolved for its
+    ``accelerator``): what train.py and evaluate.py pass to the Trainer they instantiate."""
+    return resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator", "cpu"))

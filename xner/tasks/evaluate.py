@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from xner.data.registry import DataRef
-from xner.precision import resolve_precision
+from xner.precision import trainer_precision
 from xner.stats import paired_bootstrap
 from xner.tables import write_csv
 from xner.tasks.common import (
@@ -131,7 +131,7 @@ def _evaluate(cfg: DictConfig, ckpts: list[str]) -> dict:
         callbacks=[SplitProgress()],
         enable_checkpointing=False,
         enable_progress_bar=bar,
-        precision=resolve_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator")),
+        precision=trainer_precision(cfg.trainer),
     )
     for k, ckpt in enumerate(ckpts):
         tag = f"ckpt{k}" if len(ckpts) > 1 else "ckpt"

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from xner.precision import resolve_precision
+from xner.precision import trainer_precision
 from xner.tasks.common import (
     fail_if_interrupted,
     finish_wandb,
@@ -158,9 +158,7 @@ def _train(cfg: DictConfig) -> dict:
             cfg.trainer,
             callbacks=callbacks,
             logger=loggers or False,
-            precision=resolve_precision(
-                cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator")
-            ),
+            precision=trainer_precision(cfg.trainer),
         )
         if cfg.get("test", True) and datamodule.test_specs:
             datamodule.check_test_splits()  # a typo in a test split fails now, not after training
