@@ -67,6 +67,12 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--out", default="results/projection")
     parser.add_argument("--analysis", action="store_true", help="also write error-analysis tables")
+    parser.add_argument(
+        "--keep-names",
+        action="store_true",
+        help="also run every method with names kept verbatim through Apertium (<method>+keep_names rows, "
+        "compared with the plain method on the same sentences)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
@@ -90,8 +96,10 @@ def main() -> None:
                 {"seconds": round(time.perf_counter() - start, 1)},
             )
         )
-        for method in METHODS:
-            options = method_options(method, from_en is not None)
+        variants = [(m, False) for m in METHODS] + ([(m, True) for m in METHODS] if args.keep_names else [])
+        for base, keep in variants:
+            method = f"{base}+keep_names" if keep else base
+            options = method_options(base, from_en is not None)
             if options is None:
                 rows.append(
                     {"set": ref, "method": method, "note": "n/a: Apertium has no English->target pair"}
@@ -101,8 +109,8 @@ def main() -> None:
                 "direction": "translate_test",
                 "data": ref,
                 "lang": ref.split(":")[1],
-                "method": method,
-                "to_english": {"kind": "apertium", "pair": to_en},
+                "method": base,
+                "to_english": {"kind": "apertium", "pair": to_en, **({"keep_names": True} if keep else {})},
                 "from_english": {"kind": "apertium", "pair": from_en} if from_en else {},
                 "aligner": {"kind": "embedding", "layer": args.aligner_layer, "method": args.aligner_method},
                 "projection": options,
@@ -133,7 +141,9 @@ def main() -> None:
                     out / "analysis" / f"{ref.replace(':', '_')}_{method}.md", pipeline, predicted, transfer
                 )
         for method, c in counts.items():
-            for ref_method in ("model_transfer", "heuristic"):
+            # a +keep_names variant is also compared with its plain method: the fix's before/after
+            plain = method.removesuffix("+keep_names") if method.endswith("+keep_names") else None
+            for ref_method in ("model_transfer", "heuristic", *([plain] if plain else [])):
                 if method == ref_method or ref_method not in counts:
                     continue
                 cmp = paired_bootstrap(c, counts[ref_method], resamples=args.resamples)

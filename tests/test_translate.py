@@ -398,3 +398,18 @@ def test_icelandic_wikiann_test_sentences_translate_to_english(data_dir: Path):
     # "the MT changed the name"); one it does not know passes through unchanged
     named = ApertiumTranslator("is-en", progress=False).translate(["Jón Sigurðsson bjó í Kaupmannahöfn ."])
     assert named == ["Jón Sigurðsson lived in Copenhagen ."]
+
+
+@needs_en_es
+def test_keep_names_passes_names_through_apertium_untranslated():
+    texts = ["El Lobo vive en San Carlos de Bariloche con el lobo .", "Zaragoza es una ciudad de Aragón ."]
+    plain = ApertiumTranslator("spa-eng", progress=False).translate(texts)
+    assert "Wolf" in plain[0] and "Saint Carlos of Bariloche" in plain[0] and "Saragossa" in plain[1]
+    keeping = ApertiumTranslator("spa-eng", keep_names=True, progress=False)
+    out = keeping.translate(texts)
+    assert "Lobo" in out[0] and "San Carlos de Bariloche" in out[0] and "Zaragoza" in out[1]
+    assert "wolf" in out[0] and "city" in out[1]  # the rest is still translated
+    assert keeping.stats["kept_names"] == 4 and keeping.stats["kept_words"] == 7
+    assert keeping.cache_key()["keep_names"] and "keep_names" not in ApertiumTranslator("spa-eng").cache_key()
+    with pytest.raises(ValueError, match="keep_names works on plain text"):
+        ApertiumTranslator("spa-eng", markup="html", keep_names=True)

@@ -37,6 +37,7 @@ from xner.pipeline.translate.apertium_stream import (
     reformat,
 )
 from xner.pipeline.translate.base import show_progress
+from xner.pipeline.translate.verbatim import lowercase_vocabulary, name_runs
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,9 @@ class ApertiumTranslator:
         batch_size: sentences per engine run (each run reloads the transducers, ~0.1-0.5 s).
         progress: tqdm bar over batches; ``None`` shows it only on a terminal.
         data_dir: Apertium's data directory (default ``$APERTIUM_DATADIR`` or ``/usr/share/apertium``).
+        keep_names: pass words that look like names through untranslated (:mod:`xner.pipeline.translate.
+            verbatim`; as Apertium's ``apertium-notrans``: each name goes through the engine as a blank).
+            Plain text only; counted in ``stats`` as ``kept_names`` and ``kept_words``.
 
     Raises:
         ApertiumError: Apertium or the pair is not installed (naming the Debian package to install).
@@ -161,9 +165,15 @@ class ApertiumTranslator:
         batch_size: int = 2000,
         progress: bool | None = None,
         data_dir: str | Path | None = None,
+        keep_names: bool = False,
     ):
         if markup not in ("none", "html"):
             raise ValueError(f"markup must be 'none' or 'html', got {markup!r}")
+        if keep_names and markup != "none":
+            raise ValueError(
+                "keep_names works on plain text (markup='none'); in html mode wrap the words to keep in "
+                "elements of your own instead."
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if shutil.which("apertium-wblank-mode") is None:
@@ -176,7 +186,12 @@ class ApertiumTranslator:
         self.markup = markup
         self.batch_size = batch_size
         self.progress = progress
-        self.name = f"apertium-{self.pair}" + ("-html" if markup == "html" else "")
+        self.keep_names = keep_names
+        self.name = (
+            f"apertium-{self.pair}"
+            + ("-html" if markup == "html" else "")
+            + ("-keepnames" if keep_names else "")
+        )
         self.stats: Counter[str] = Counter()
         self.last_seconds = 0.0  # wall time of the last translate() call
         self._script: str | None = None
@@ -209,6 +224,8 @@ class ApertiumTranslator:
                 "apertium": _apertium_version(),
                 "data": _package_version(self.mode_file),
             }
+            if self.keep_names:  # only when on, so that caches of plain translations stay valid
+                self._key["keep_names"] = "capitalised-v1"
         return dict(self._key)
 
     def translate(self, texts: Sequence[str]) -> list[str]:
@@ -224,6 +241,7 @@ class ApertiumTranslator:
         results = [""] * len(texts)
         todo: list[int] = []
         prepared: list[Markup] = []
+        lowercase = lowercase_vocabulary(t.split() for t in texts) if self.keep_names else set()
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"input {i}: expected str, got {type(text).__name__}")
@@ -236,6 +254,8 @@ class ApertiumTranslator:
                 self.stats["whitespace_normalised"] += 1
             if self.markup == "html":
                 prepared.append(deformat_html(text, f"input {i}"))
+            elif self.keep_names:
+                prepared.append(Markup(self._stream_keeping_names(text, lowercase), [], text))
             else:
                 prepared.append(Markup(escape_stream(collapse(text)), [], text))
             todo.append(i)
@@ -291,6 +311,16 @@ class ApertiumTranslator:
                 __name__,
             )
         return results
+
+    def _stream_keeping_names(self, text: str, lowercase: set[str]) -> str:
+        """Plain text -> stream in which each name-like run is a superblank, which the engine copies as is."""
+        tokens = text.split()
+        parts = [escape_stream(t) for t in tokens]
+        for start, end in reversed(name_runs(tokens, lowercase)):
+            parts[start:end] = ["[" + escape_stream(" ".join(tokens[start:end])) + "]"]
+            self.stats["kept_names"] += 1
+            self.stats["kept_words"] += end - start
+        return " ".join(parts)
 
     def _run_batch(self, streams: list[str], batch_no: int) -> list[str]:
         data = "".join(s + "\n\0" for s in streams).encode("utf-8")
