@@ -235,49 +235,10 @@ def test_conll_2000_sentences(data_dir: Path):
 # ------------------------------------------------------------------------------------------------ HF
 
 
-def _build_tiny_bart(out_dir: Path, words: list[str]) -> Path:
-    """A random 1-layer BART with a word-level tokenizer (a few hundred KB, built in ~1 s)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<s>", "</s>", "<unk>"]
-    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(words)))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece()  # joins word pieces with spaces
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", special_tokens=[("</s>", vocab["</s>"])]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-    fast.save_pretrained(out_dir)
-    torch.manual_seed(0)
-    config = BartConfig(
-        vocab_size=len(vocab),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-        forced_bos_token_id=None,
-    )
-    BartForConditionalGeneration(config).save_pretrained(out_dir)
-    return out_dir
-
-
 @pytest.fixture(scope="module")
-def tiny_bart(tmp_path_factory) -> Path:
+def tiny_bart(tmp_path_factory, tiny_seq2seq_builder) -> Path:
     words = "the house is red a dog cat runs fast slow big small green blue spa_Latn".split()
-    return _build_tiny_bart(tmp_path_factory.mktemp("bart"), words)
+    return tiny_seq2seq_builder(tmp_path_factory.mktemp("bart"), words)
 
 
 def test_hf_translator_batched_in_input_order(tiny_bart: Path):
@@ -398,6 +359,14 @@ def test_icelandic_wikiann_test_sentences_translate_to_english(data_dir: Path):
     # "the MT changed the name"); one it does not know passes through unchanged
     named = ApertiumTranslator("is-en", progress=False).translate(["Jón Sigurðsson bjó í Kaupmannahöfn ."])
     assert named == ["Jón Sigurðsson lived in Copenhagen ."]
+    # kept verbatim; an inflected name ("Íslands", genitive) is left to the MT under "uninflected"
+    texts = ["Jón Sigurðsson bjó í Kaupmannahöfn .", "Háskóli Íslands er í Reykjavík ."]
+    kept = ApertiumTranslator("is-en", keep_names=True, progress=False).translate(texts)
+    assert kept[0].lower() == "jón sigurðsson lived in kaupmannahöfn ." and "Íslands" in kept[1]
+    uninflected = ApertiumTranslator("is-en", keep_names="uninflected", progress=False)
+    out = uninflected.translate(texts)
+    assert "Kaupmannahöfn" in out[0] and "Iceland" in out[1] and "Íslands" not in out[1]
+    assert uninflected.stats["inflected_names_translated"] == 1
 
 
 @needs_en_es
@@ -410,6 +379,9 @@ def test_keep_names_passes_names_through_apertium_untranslated():
     assert "Lobo" in out[0] and "San Carlos de Bariloche" in out[0] and "Zaragoza" in out[1]
     assert "wolf" in out[0] and "city" in out[1]  # the rest is still translated
     assert keeping.stats["kept_names"] == 4 and keeping.stats["kept_words"] == 7
-    assert keeping.cache_key()["keep_names"] and "keep_names" not in ApertiumTranslator("spa-eng").cache_key()
+    assert keeping.cache_key()["keep_names"] == "capitalised-v2"
+    assert "keep_names" not in ApertiumTranslator("spa-eng").cache_key()
+    with pytest.raises(ValueError, match="keep_names must be one of none, capitalised, uninflected"):
+        ApertiumTranslator("spa-eng", keep_names="names")
     with pytest.raises(ValueError, match="keep_names works on plain text"):
         ApertiumTranslator("spa-eng", markup="html", keep_names=True)

@@ -37,13 +37,19 @@ from xner.pipeline.translate.apertium_stream import (
     reformat,
 )
 from xner.pipeline.translate.base import show_progress
-from xner.pipeline.translate.verbatim import lowercase_vocabulary, name_runs
+from xner.pipeline.translate.verbatim import (
+    CONNECTORS,
+    inflected_proper_nouns,
+    lowercase_vocabulary,
+    name_runs,
+)
 
 log = logging.getLogger(__name__)
 
 APERTIUM_DATA_DIR = Path(os.environ.get("APERTIUM_DATADIR", "/usr/share/apertium"))
 
 _DIGITS = re.compile(r"\d+")
+KEEP_NAMES = ("none", "capitalised", "uninflected")  # the keep_names policies (True means "capitalised")
 
 # ISO 639-1 <-> 639-3 for the languages of the Debian pairs (mode names mix both styles).
 _ISO1_TO_3 = {
@@ -150,9 +156,12 @@ class ApertiumTranslator:
         batch_size: sentences per engine run (each run reloads the transducers, ~0.1-0.5 s).
         progress: tqdm bar over batches; ``None`` shows it only on a terminal.
         data_dir: Apertium's data directory (default ``$APERTIUM_DATADIR`` or ``/usr/share/apertium``).
-        keep_names: pass words that look like names through untranslated (:mod:`xner.pipeline.translate.
-            verbatim`; as Apertium's ``apertium-notrans``: each name goes through the engine as a blank).
-            Plain text only; counted in ``stats`` as ``kept_names`` and ``kept_words``.
+        keep_names: pass words that look like names through untranslated, as Apertium's ``apertium-notrans``
+            does (each name goes through the engine as a blank): ``"capitalised"`` (or ``True``) keeps every
+            name-like run (:mod:`xner.pipeline.translate.verbatim`); ``"uninflected"`` leaves out the words
+            the pair's analyser reads as inflected proper nouns ("Bilboko", "Reykjavíkur"), whose case
+            endings the MT turns into English prepositions. Plain text only; counted in ``stats`` as
+            ``kept_names``, ``kept_words`` and ``inflected_names_translated``.
 
     Raises:
         ApertiumError: Apertium or the pair is not installed (naming the Debian package to install).
@@ -165,11 +174,14 @@ class ApertiumTranslator:
         batch_size: int = 2000,
         progress: bool | None = None,
         data_dir: str | Path | None = None,
-        keep_names: bool = False,
+        keep_names: str | bool = "none",
     ):
+        keep_names = {True: "capitalised", False: "none", None: "none"}.get(keep_names, keep_names)  # type: ignore[call-overload]
+        if keep_names not in KEEP_NAMES:
+            raise ValueError(f"keep_names must be one of {', '.join(KEEP_NAMES)}, got {keep_names!r}")
         if markup not in ("none", "html"):
             raise ValueError(f"markup must be 'none' or 'html', got {markup!r}")
-        if keep_names and markup != "none":
+        if keep_names != "none" and markup != "none":
             raise ValueError(
                 "keep_names works on plain text (markup='none'); in html mode wrap the words to keep in "
                 "elements of your own instead."
@@ -190,7 +202,7 @@ class ApertiumTranslator:
         self.name = (
             f"apertium-{self.pair}"
             + ("-html" if markup == "html" else "")
-            + ("-keepnames" if keep_names else "")
+            + ("" if keep_names == "none" else f"-keep-{keep_names}")
         )
         self.stats: Counter[str] = Counter()
         self.last_seconds = 0.0  # wall time of the last translate() call
@@ -224,8 +236,8 @@ class ApertiumTranslator:
                 "apertium": _apertium_version(),
                 "data": _package_version(self.mode_file),
             }
-            if self.keep_names:  # only when on, so that caches of plain translations stay valid
-                self._key["keep_names"] = "capitalised-v1"
+            if self.keep_names != "none":  # only when on, so that caches of plain translations stay valid
+                self._key["keep_names"] = f"{self.keep_names}-v2"
         return dict(self._key)
 
     def translate(self, texts: Sequence[str]) -> list[str]:
@@ -241,7 +253,9 @@ class ApertiumTranslator:
         results = [""] * len(texts)
         todo: list[int] = []
         prepared: list[Markup] = []
-        lowercase = lowercase_vocabulary(t.split() for t in texts) if self.keep_names else set()
+        keeping = self.keep_names != "none"
+        lowercase = lowercase_vocabulary(t.split() for t in texts) if keeping else set()
+        inflected = self._inflected_names(texts) if self.keep_names == "uninflected" else {}
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"input {i}: expected str, got {type(text).__name__}")
@@ -254,8 +268,9 @@ class ApertiumTranslator:
                 self.stats["whitespace_normalised"] += 1
             if self.markup == "html":
                 prepared.append(deformat_html(text, f"input {i}"))
-            elif self.keep_names:
-                prepared.append(Markup(self._stream_keeping_names(text, lowercase), [], text))
+            elif keeping:
+                stream = self._stream_keeping_names(text, lowercase, inflected.get(i, set()))
+                prepared.append(Markup(stream, [], text))
             else:
                 prepared.append(Markup(escape_stream(collapse(text)), [], text))
             todo.append(i)
@@ -312,15 +327,39 @@ class ApertiumTranslator:
             )
         return results
 
-    def _stream_keeping_names(self, text: str, lowercase: set[str]) -> str:
+    def _stream_keeping_names(self, text: str, lowercase: set[str], inflected: set[int]) -> str:
         """Plain text -> stream in which each name-like run is a superblank, which the engine copies as is."""
         tokens = text.split()
         parts = [escape_stream(t) for t in tokens]
-        for start, end in reversed(name_runs(tokens, lowercase)):
+        self.stats["inflected_names_translated"] += len(inflected)
+        src = _split_pair(self.pair)[0]
+        connectors = CONNECTORS.get(_ISO1_TO_3.get(src, src), frozenset())
+        for start, end in reversed(name_runs(tokens, lowercase, inflected, connectors)):
             parts[start:end] = ["[" + escape_stream(" ".join(tokens[start:end])) + "]"]
             self.stats["kept_names"] += 1
             self.stats["kept_words"] += end - start
         return " ".join(parts)
+
+    def _inflected_names(self, texts: Sequence[str]) -> dict[int, set[int]]:
+        """Per input index, the tokens the pair's analyser (the pipeline's first stage) reads as inflected names."""
+        analyser = self._pipeline().split("\n", 1)[1].split(" | ", 1)[0]
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        out: dict[int, set[int]] = {}
+        for s in range(0, len(todo), self.batch_size):
+            batch = todo[s : s + self.batch_size]
+            data = "".join(escape_stream(" ".join(texts[i].split())) + "\n\0" for i in batch).encode("utf-8")
+            res = subprocess.run(
+                ["bash", "-c", "set -o pipefail\n" + analyser],
+                input=data,
+                capture_output=True,
+                env={**os.environ, "LC_ALL": "C.UTF-8"},
+            )
+            if res.returncode != 0:
+                raise ApertiumError(f"Apertium {self.pair} analyser failed: {res.stderr.decode()[-2000:]}")
+            chunks = res.stdout.decode("utf-8").split("\0")
+            for i, chunk in zip(batch, chunks, strict=False):
+                out[i] = inflected_proper_nouns(chunk.strip("\n"), texts[i].split())
+        return out
 
     def _run_batch(self, streams: list[str], batch_no: int) -> list[str]:
         data = "".join(s + "\n\0" for s in streams).encode("utf-8")

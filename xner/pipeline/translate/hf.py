@@ -21,6 +21,11 @@ _HF_DTYPES = (
     "float32",
 )  # the dtypes a config can name for an HF translator
 
+# The last model loaded, shared by every translator of the same model, device and dtype: a translate-test
+# run builds a translator per stage, direction and language, and NLLB-200-3.3B takes GBs and tens of seconds
+# to load. One entry only: a second large model is not meant to sit beside it on the GPU.
+_LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
 
 class HFSeq2SeqTranslator:
     """Any Hugging Face seq2seq model (NLLB-200, M2M100, mBART-50, Marian), batched, GPU when available.
@@ -103,11 +108,14 @@ class HFSeq2SeqTranslator:
         dtype = self._dtype
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype.removeprefix("torch."))
-        tok = AutoTokenizer.from_pretrained(self.model_name_or_path)
-        if hasattr(tok, "src_lang"):
-            tok.src_lang = self.src_lang
-        kwargs = {"dtype": dtype} if dtype is not None else {}
-        model = AutoModelForSeq2SeqLM.from_pretrained(self.model_name_or_path, **kwargs).to(device).eval()
+        key = (self.model_name_or_path, str(device), str(dtype))
+        if key not in _LOADED:
+            _LOADED.clear()  # frees the previous model (unless a translator still holds it)
+            tok = AutoTokenizer.from_pretrained(self.model_name_or_path)
+            kwargs = {"dtype": dtype} if dtype is not None else {}
+            model = AutoModelForSeq2SeqLM.from_pretrained(self.model_name_or_path, **kwargs).to(device).eval()
+            _LOADED[key] = (model, tok)
+        model, tok = _LOADED[key]
         self._forced_bos = None
         if hasattr(tok, "get_lang_id"):  # M2M100
             self._forced_bos = tok.get_lang_id(self.tgt_lang)
@@ -130,6 +138,8 @@ class HFSeq2SeqTranslator:
             return []
         self._load()
         tok, model = self._tokenizer, self._model
+        if hasattr(tok, "src_lang"):  # set per call: translators of other languages share the tokenizer
+            tok.src_lang = self.src_lang
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         results: list[str] = [""] * len(texts)
         batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]

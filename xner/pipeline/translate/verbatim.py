@@ -5,11 +5,13 @@ de Bariloche" into "Saint Carlos of Bariloche" and "Zaragoza" into "Saragossa", 
 sees a name that is not in the target sentence. Kept verbatim (Apertium's ``apertium-notrans``: the words go
 through as a blank), the name reaches the English model as written.
 
-What looks like a name, with no NER model and no language-specific lists:
+What looks like a name, with no NER model:
 
 - a *capitalised* word (first letter upper case) that is not the first word of the sentence;
-- up to two short lower-case words (at most 3 letters: "de", "del", "la", "y", "von") between two capitalised
-  words join them into one name ("San Carlos de Bariloche", "Trinidad y Tobago");
+- up to two of the language's name connectors (:data:`CONNECTORS`: Spanish "de", "del", "la", "y") between
+  two capitalised words join them into one name ("San Carlos de Bariloche", "Trinidad y Tobago"); languages
+  that mark these relations by case endings (Basque, Icelandic) have none, and a short verb or preposition
+  between two names must not join them ("Jón bjó í Kaupmannahöfn");
 - the first word of the sentence only when its lower-case form never occurs in lower case in the texts being
   translated together (so "En", "El", "La" stay translatable when "en", "el", "la" occur elsewhere, while
   "Madrid" or "Kaupmannahöfn" at the start are kept). Scripts without case are never protected.
@@ -21,9 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-# Longest lower-case word that may join two capitalised ones, and how many of them in a row.
-MAX_CONNECTOR_LEN = 3
+# How many connectors in a row may join two capitalised words ("de la", "de los").
 MAX_CONNECTORS = 2
+# Lower-case words that occur inside names, per ISO 639-3 language (a pair's source side); others have none.
+CONNECTORS: dict[str, frozenset[str]] = {
+    "spa": frozenset({"de", "del", "la", "las", "los", "el", "y", "e"}),
+    "cat": frozenset({"de", "del", "la", "les", "els", "el", "i"}),
+    "glg": frozenset({"de", "da", "do", "das", "dos", "e"}),
+    "eng": frozenset({"of", "the", "and", "de", "von", "van", "da", "del"}),
+}
 
 
 def _first_letter(token: str) -> str | None:
@@ -34,11 +42,6 @@ def is_capitalised(token: str) -> bool:
     """Whether the first letter of ``token`` is upper case (``False`` for tokens without letters or case)."""
     first = _first_letter(token)
     return first is not None and first.isupper()
-
-
-def is_connector(token: str) -> bool:
-    """A short lower-case word that may sit inside a name ("de", "del", "la", "y", "von", "al")."""
-    return token.isalpha() and token.islower() and len(token) <= MAX_CONNECTOR_LEN
 
 
 def lowercase_vocabulary(sentences: Iterable[Sequence[str]]) -> set[str]:
@@ -52,20 +55,29 @@ def lowercase_vocabulary(sentences: Iterable[Sequence[str]]) -> set[str]:
     return vocab
 
 
-def name_runs(tokens: Sequence[str], lowercase: set[str]) -> list[tuple[int, int]]:
+def name_runs(
+    tokens: Sequence[str],
+    lowercase: set[str],
+    exclude: Iterable[int] = (),
+    connectors: frozenset[str] = frozenset(),
+) -> list[tuple[int, int]]:
     """The spans of ``tokens`` that look like names (see the module docstring), in order, non-overlapping.
 
     Args:
         tokens: one sentence, whitespace-tokenised.
         lowercase: tokens seen in lower case in the texts translated together
             (:func:`lowercase_vocabulary`); decides whether a capitalised first word is a name.
+        exclude: token indices never treated as name-like (e.g. :func:`inflected_proper_nouns`).
+        connectors: lower-case words that may join two name-like words (:data:`CONNECTORS`).
 
     Returns:
         ``(start, end)`` token spans, ``end`` exclusive; every span starts and ends with a capitalised word.
     """
     first = next((i for i, t in enumerate(tokens) if _first_letter(t) is not None), None)
+    skip = set(exclude)
     name_like = [
-        is_capitalised(t) and (i != first or t.lower() not in lowercase) for i, t in enumerate(tokens)
+        is_capitalised(t) and (i != first or t.lower() not in lowercase) and i not in skip
+        for i, t in enumerate(tokens)
     ]
     runs: list[tuple[int, int]] = []
     i, n = 0, len(tokens)
@@ -80,7 +92,7 @@ def name_runs(tokens: Sequence[str], lowercase: set[str]) -> list[tuple[int, int
                 continue
             # connectors extend the run only when a name-like word follows them
             j = end
-            while j < n and j - end < MAX_CONNECTORS and is_connector(tokens[j]):
+            while j < n and j - end < MAX_CONNECTORS and tokens[j] in connectors:
                 j += 1
             if j > end and j < n and name_like[j]:
                 end = j + 1
@@ -89,3 +101,56 @@ def name_runs(tokens: Sequence[str], lowercase: set[str]) -> list[tuple[int, int
         runs.append((i, end))
         i = end
     return runs
+
+
+def _split_unescaped(text: str, sep: str) -> list[str]:
+    parts, buf, i = [], [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            buf.append(text[i + 1])
+            i += 2
+            continue
+        if text[i] == sep:
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(text[i])
+        i += 1
+    parts.append("".join(buf))
+    return parts
+
+
+def inflected_proper_nouns(analysis: str, tokens: Sequence[str]) -> set[int]:
+    """Token indices that Apertium's morphological analyser reads as an *inflected* proper noun.
+
+    An inflected name ("Bilboko" = Bilbo + genitive, "Reykjavíkur" = Reykjavík, genitive) is better left to
+    the MT, which turns the case ending into an English preposition ("of Bilbao"); kept verbatim, the English
+    model sees a form it does not know. A lexical unit counts when every analysis of it is a proper noun
+    (``<np>``) whose lemma differs from the surface form; a multiword unit marks all its tokens.
+
+    Args:
+        analysis: the analyser's output for ``" ".join(tokens)`` (``^surface/lemma<tags>/...$`` units).
+        tokens: the sentence's whitespace tokens.
+    """
+    starts, pos = [], 0
+    for token in tokens:
+        starts.append(pos)
+        pos += len(token) + 1
+    marked: set[int] = set()
+    offset, i, n = 0, 0, len(analysis)
+    while i < n:
+        c = analysis[i]
+        if c == "\\" and i + 1 < n:
+            offset, i = offset + 1, i + 2
+        elif c == "^":
+            j = i + 1
+            while j < n and not (analysis[j] == "$" and analysis[j - 1] != "\\"):
+                j += 1
+            surface, *readings = _split_unescaped(analysis[i + 1 : j], "/")
+            lemmas = [r.split("<", 1)[0] for r in readings if "<np>" in r]
+            if readings and len(lemmas) == len(readings) and all(lem != surface for lem in lemmas):
+                marked.update(k for k, s in enumerate(starts) if offset <= s < offset + len(surface))
+            offset, i = offset + len(surface), j + 1
+        else:
+            offset, i = offset + 1, i + 1
+    return marked
