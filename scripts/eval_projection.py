@@ -1,17 +1,28 @@
 """Intrinsic translate-test evaluation of every projection method against gold target tags.
 
     .venv/bin/python scripts/eval_projection.py --source-model <English TaggerModule ckpt> --out results/projection
+    .venv/bin/python scripts/eval_projection.py --config configs/projection_eval/masakhaner2_nllb.yaml \
+        --source-model <English NER model: hub name or dir> --out results/projection_masakhaner2_nllb
 
-For each gold-labelled target set: translate it into English with Apertium, label the English with the source
-model, align, project back onto the original target words with each method, and score against the gold tags
-(PER/ORG/LOC; CoNLL-2002 MISC -> O). Model transfer (the source model applied to the target text directly) is
-the baseline. Writes ``intrinsic.csv`` (F1 with 95% bootstrap intervals, projection rates, drops), and
-``comparisons.csv`` (paired bootstrap of each method against model transfer and against the heuristic, on the
-same sentences), and prints a markdown table. Each method also appears combined with model transfer
-(``transfer_fill:<method>``: transfer's entities, gaps filled from the projection; ``projection_fill:<method>``:
-the reverse; :mod:`xner.pipeline.ensemble`). With ``--analysis``, also ``analysis/<set>_<method>.md``: one
-cause per gold and predicted entity, and the causes where model transfer and projection disagree
-(:mod:`xner.pipeline.analysis`).
+One config per evaluation (``configs/projection_eval/``; fields: :mod:`xner.pipeline.intrinsic`) names the
+sets, each one's MT, the aligner, the methods and their options. The default, ``apertium.yaml``, is the four
+Apertium sets of ``results/projection``; ``masakhaner2_nllb.yaml`` and ``wikiann_xtreme_nllb.yaml`` are the
+paper's evaluations with NLLB-200-3.3B, for a machine with a GPU and a network (README, "Paper-scale
+translate-test"). ``--source-model``, ``--sets``, ``--limit``, ``--resamples`` and ``--aligner-*`` override the
+config; ``--override key=value`` (Hydra syntax, repeatable) changes any other field.
+
+For each gold-labelled target set: translate it into English, label the English with the source model (an
+xner checkpoint, or a HF token-classification model by hub name or directory), align, project back onto the
+original target words with each method, and score against the gold tags (PER/ORG/LOC; CoNLL-2002 MISC and
+MasakhaNER DATE -> O). Model transfer (the source model applied to the target text directly) is the baseline;
+a method whose MT direction does not exist (heuristic_bt without English->target MT) gets an n/a row. Writes
+``intrinsic.csv`` (F1 with 95% bootstrap intervals, projection rates, drops), ``comparisons.csv`` (paired
+bootstrap of each method against model transfer and against the heuristic, on the same sentences),
+``config.json`` (the composed config and where each set was read from), and prints a markdown table. Each
+method also appears combined with model transfer (``transfer_fill:<method>``: transfer's entities, gaps
+filled from the projection; ``projection_fill:<method>``: the reverse; :mod:`xner.pipeline.ensemble`). With
+``--analysis``, also ``analysis/<set>_<method>.md``: one cause per gold and predicted entity, and the causes
+where model transfer and projection disagree (:mod:`xner.pipeline.analysis`).
 """
 
 from __future__ import annotations
@@ -25,102 +36,135 @@ from pathlib import Path
 
 from xner.data.registry import load_split
 from xner.labels import tags_to_spans
-from xner.lit.loading import load_checkpoint_module
 from xner.metrics import count_entities, scores_from_counts
 from xner.pipeline import analysis
 from xner.pipeline.ensemble import ENSEMBLES, ensemble
+from xner.pipeline.intrinsic import (
+    EvalConfigError,
+    eval_methods,
+    eval_sets,
+    load_eval_config,
+    method_options,
+    resolve_data,
+)
+from xner.pipeline.label import make_labeller
 from xner.pipeline.project import simple_tokenize
 from xner.pipeline.run import Pipeline
-from xner.predict import predict_words
 from xner.stats import bootstrap_f1, paired_bootstrap
 
-# (set, Apertium pair into English, pair from English or None where Apertium has none)
-SETS = {
-    "conll2002:spa:test": ("spa-eng", "eng-spa"),
-    "wikiann:spa:test": ("spa-eng", "eng-spa"),
-    "wikiann:eus:test": ("eu-en", None),
-    "wikiann:isl:test": ("isl-eng", None),
-}
-METHODS = ("heuristic", "heuristic_bt", "matching_ilp", "matching_greedy")
-TYPES = ["PER", "ORG", "LOC"]
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "projection_eval" / "apertium.yaml"
 
 
-def method_options(method: str, has_from_english: bool) -> dict | None:
-    """Projection options; ``None`` when the method needs MT that does not exist for the language."""
-    if method == "heuristic_bt" and not has_from_english:
-        return None
-    if method.startswith("matching"):
-        weights = (
-            {"align": 0.5, "ner": 0.5, "translation": 1.0} if has_from_english else {"align": 0.5, "ner": 0.5}
-        )
-        return {"weights": weights}
-    return {}
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; options left unset keep the config's values."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source-model", required=True)
-    parser.add_argument("--sets", nargs="*", default=list(SETS))
-    parser.add_argument("--limit", type=int, default=2000, help="first N sentences of each set (None: all)")
-    parser.add_argument("--aligner-layer", type=int, default=8)
-    parser.add_argument("--aligner-method", default="itermax")
-    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="evaluation config (YAML)")
+    parser.add_argument("--source-model", help="English NER model: xner .ckpt, HF model dir or hub name")
+    parser.add_argument("--sets", nargs="*", help="only these sets of the config (refs)")
+    parser.add_argument(
+        "--limit",
+        type=_limit,
+        default=argparse.SUPPRESS,
+        help="first N sentences of each set ('all': every one)",
+    )
+    parser.add_argument("--aligner-layer", type=int)
+    parser.add_argument("--aligner-method")
+    parser.add_argument("--resamples", type=int)
+    parser.add_argument("--override", action="append", default=[], help="KEY=VALUE (Hydra), repeatable")
     parser.add_argument("--out", default="results/projection")
     parser.add_argument("--analysis", action="store_true", help="also write error-analysis tables")
     parser.add_argument(
         "--keep-names",
-        action="store_true",
-        help="also run every method with names kept verbatim through Apertium (<method>+keep_names rows, "
-        "compared with the plain method on the same sentences)",
+        nargs="*",
+        default=[],
+        choices=["capitalised", "uninflected"],
+        help="also run every method with names kept verbatim through Apertium under these policies "
+        "(<method>+keep_<policy> rows, compared with the plain method on the same sentences)",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def _limit(text: str) -> int | None:
+    return None if text.lower() in ("all", "none", "null") else int(text)
+
+
+def load_config(args: argparse.Namespace) -> dict:
+    """The composed config with the command line's overrides applied.
+
+    Raises:
+        EvalConfigError: no source model in the config or on the command line.
+    """
+    cfg = load_eval_config(args.config, args.override)
+    for key, value in (("source_model", args.source_model), ("resamples", args.resamples)):
+        if value is not None:
+            cfg[key] = value
+    if "limit" in vars(args):  # given: 'all' is None, so absence is told apart by SUPPRESS
+        cfg["limit"] = args.limit
+    cfg["aligner"] = dict(cfg.get("aligner") or {})
+    for key, value in (("layer", args.aligner_layer), ("method", args.aligner_method)):
+        if value is not None:
+            cfg["aligner"][key] = value
+    if not cfg.get("source_model"):
+        raise EvalConfigError(
+            f"{args.config}: no source model; pass --source-model <xner .ckpt, HF model dir or hub name> "
+            "(or set XNER_SOURCE_MODEL)"
+        )
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the evaluation a config describes and write its tables."""
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    cfg = load_config(args)
+    sets = eval_sets(cfg, str(args.config), args.sets)
+    methods = eval_methods(cfg, str(args.config))
+    types = list(cfg.get("types") or ["PER", "ORG", "LOC"])
+    limit, resamples = cfg.get("limit"), cfg.get("resamples", 1000)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    module = load_checkpoint_module(args.source_model)
+    labeller = make_labeller(cfg["source_model"])  # one model for transfer, every label stage and target NER
+    sources = {s.ref: resolve_data(s) for s in sets}  # a missing file fails now, not hours into the run
     rows, comparisons = [], []
-    for ref in args.sets:
-        to_en, from_en = SETS[ref]
-        gold, _ = load_split(ref, limit=args.limit)
+    for evalset in sets:
+        ref, data = evalset.ref, sources[evalset.ref]
+        if data != ref:
+            print(f"{ref}: not under the data dir, reading {data}", flush=True)
+        gold, _ = load_split(data, limit=limit)
         gold_tags = [s.tags for s in gold]
         counts = {}
         start = time.perf_counter()
-        transfer = [p.tags for p in predict_words(module, gold, progress=False)]
-        counts["model_transfer"] = count_entities(gold_tags, transfer, TYPES)
-        rows.append(
-            row(
-                ref,
-                "model_transfer",
-                counts["model_transfer"],
-                args.resamples,
-                {"seconds": round(time.perf_counter() - start, 1)},
-            )
-        )
-        variants = [(m, False) for m in METHODS] + ([(m, True) for m in METHODS] if args.keep_names else [])
+        transfer = [r["tags"] for r in labeller([list(s.tokens) for s in gold], progress=False)]
+        counts["model_transfer"] = count_entities(gold_tags, transfer, types)
+        seconds = {"seconds": round(time.perf_counter() - start, 1)}
+        rows.append(row(ref, "model_transfer", counts["model_transfer"], resamples, seconds, types))
+        variants = [(m, None) for m in methods] + [(m, k) for k in args.keep_names for m in methods]
         for base, keep in variants:
-            method = f"{base}+keep_names" if keep else base
-            options = method_options(base, from_en is not None)
-            if options is None:
-                rows.append(
-                    {"set": ref, "method": method, "note": "n/a: Apertium has no English->target pair"}
-                )
+            method = f"{base}+keep_{keep}" if keep else base
+            options = method_options(base, methods[base], bool(evalset.from_english))
+            to_english = dict(evalset.to_english)
+            if keep:
+                to_english["keep_names"] = keep
+            note = _not_applicable(options, to_english, keep)
+            if note:
+                rows.append({"set": ref, "method": method, "note": note})
                 continue
             spec = {
                 "direction": "translate_test",
-                "data": ref,
-                "lang": ref.split(":")[1],
+                "data": data,
+                "lang": evalset.lang,
                 "method": base,
-                "to_english": {"kind": "apertium", "pair": to_en, **({"keep_names": True} if keep else {})},
-                "from_english": {"kind": "apertium", "pair": from_en} if from_en else {},
-                "aligner": {"kind": "embedding", "layer": args.aligner_layer, "method": args.aligner_method},
+                "to_english": to_english,
+                "from_english": evalset.from_english,
+                "aligner": cfg["aligner"],
                 "projection": options,
-                "source_model": args.source_model,
-                "limit": args.limit,
+                "source_model": str(cfg["source_model"]),
+                "limit": limit,
             }
-            pipeline = Pipeline(spec, progress=False)
+            pipeline = Pipeline(spec, progress=False, labeller=labeller)
             result = pipeline.run()
             predicted = [s.tags for s in result.sentences]
-            counts[method] = count_entities(gold_tags, predicted, TYPES)
+            counts[method] = count_entities(gold_tags, predicted, types)
             proj = result.meta["projection"]
             extra = {
                 "projection_rate": round(proj["projection_rate"], 4),
@@ -130,41 +174,66 @@ def main() -> None:
                 "seconds": result.meta["timings_s"]["total"],
                 "weights": json.dumps(options.get("weights", {})),
             }
-            rows.append(row(ref, method, counts[method], args.resamples, extra))
+            rows.append(row(ref, method, counts[method], resamples, extra, types))
             print(f"{ref} {method}: F1 {rows[-1]['f1']:.1f} {rows[-1]['f1_ci95']}", flush=True)
             for kind in ENSEMBLES:  # the two taggings combined (xner.pipeline.ensemble)
                 merged = [ensemble(kind, t, p) for t, p in zip(transfer, predicted, strict=True)]
-                counts[f"{kind}:{method}"] = count_entities(gold_tags, merged, TYPES)
-                rows.append(row(ref, f"{kind}:{method}", counts[f"{kind}:{method}"], args.resamples, {}))
+                counts[f"{kind}:{method}"] = count_entities(gold_tags, merged, types)
+                rows.append(row(ref, f"{kind}:{method}", counts[f"{kind}:{method}"], resamples, {}, types))
             if args.analysis:
                 write_analysis(
-                    out / "analysis" / f"{ref.replace(':', '_')}_{method}.md", pipeline, predicted, transfer
+                    out / "analysis" / f"{ref.replace(':', '_')}_{method}.md",
+                    pipeline,
+                    predicted,
+                    transfer,
+                    types,
                 )
-        for method, c in counts.items():
-            # a +keep_names variant is also compared with its plain method: the fix's before/after
-            plain = method.removesuffix("+keep_names") if method.endswith("+keep_names") else None
-            for ref_method in ("model_transfer", "heuristic", *([plain] if plain else [])):
-                if method == ref_method or ref_method not in counts:
-                    continue
-                cmp = paired_bootstrap(c, counts[ref_method], resamples=args.resamples)
-                comparisons.append(
-                    {
-                        "set": ref,
-                        "method": method,
-                        "reference": ref_method,
-                        "delta": cmp.delta,
-                        "ci_low": cmp.low,
-                        "ci_high": cmp.high,
-                        "p_value": cmp.p_value,
-                        "significant": cmp.significant,
-                    }
-                )
+        comparisons += compare(ref, counts, resamples)
     write(out / "intrinsic.csv", rows)
     write(out / "comparisons.csv", comparisons)
+    (out / "config.json").write_text(
+        json.dumps({**cfg, "data_sources": sources}, indent=2, default=str) + "\n"
+    )
     print(markdown(rows))
 
 
-def write_analysis(path: Path, pipeline: Pipeline, predicted: list, transfer: list) -> None:
+def _not_applicable(options: dict | None, to_english: dict, keep: str | None) -> str | None:
+    """Why a method cannot run on a set (its n/a row's note), or ``None``."""
+    if options is None:
+        if to_english.get("kind") == "apertium":
+            return "n/a: Apertium has no English->target pair"
+        return "n/a: no English->target translator"
+    if keep and to_english.get("kind") != "apertium":
+        return "n/a: keep_names needs Apertium"
+    return None
+
+
+def compare(ref: str, counts: dict, resamples: int) -> list[dict]:
+    """Paired bootstrap of each method against model transfer and the heuristic (same sentences)."""
+    comparisons = []
+    for method, c in counts.items():
+        # a +keep_names variant is also compared with its plain method: the fix's before/after
+        plain = method.split("+keep_")[0] if "+keep_" in method else None
+        for ref_method in dict.fromkeys(("model_transfer", "heuristic", *([plain] if plain else []))):
+            if method == ref_method or ref_method not in counts:
+                continue
+            cmp = paired_bootstrap(c, counts[ref_method], resamples=resamples)
+            comparisons.append(
+                {
+                    "set": ref,
+                    "method": method,
+                    "reference": ref_method,
+                    "delta": cmp.delta,
+                    "ci_low": cmp.low,
+                    "ci_high": cmp.high,
+                    "p_value": cmp.p_value,
+                    "significant": cmp.significant,
+                }
+            )
+    return comparisons
+
+
+def write_analysis(path: Path, pipeline: Pipeline, predicted: list, transfer: list, types: list[str]) -> None:
     """The error analysis of one method on one set, from the stages ``pipeline.run()`` cached (no rebuild).
 
     The links are the aligner's (heuristic_bt refines them inside the method, so its alignment causes are
@@ -189,7 +258,7 @@ def write_analysis(path: Path, pipeline: Pipeline, predicted: list, transfer: li
                 g.tokens, g.tags, predicted[k], english[k], tags, links[k], transfer[k], None, drops, g.id
             )
         )
-    causes = analysis.analyze(records, TYPES)
+    causes = analysis.analyze(records, types)
     comparison = analysis.compare_with_transfer(records, causes)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -200,7 +269,8 @@ def write_analysis(path: Path, pipeline: Pipeline, predicted: list, transfer: li
     )
 
 
-def row(ref: str, method: str, counts, resamples: int, extra: dict) -> dict:
+def row(ref: str, method: str, counts, resamples: int, extra: dict, types: list[str]) -> dict:
+    """One ``intrinsic.csv`` row: F1 with its bootstrap interval, precision, recall, F1 per type, extras."""
     scores = scores_from_counts(counts)
     ci = bootstrap_f1(counts, resamples=resamples)
     return {
@@ -211,12 +281,13 @@ def row(ref: str, method: str, counts, resamples: int, extra: dict) -> dict:
         "f1_ci95": f"[{ci.low:.1f}, {ci.high:.1f}]",
         "precision": scores["precision"],
         "recall": scores["recall"],
-        **{f"f1_{t}": scores["per_type"][t]["f1"] for t in TYPES},
+        **{f"f1_{t}": scores["per_type"][t]["f1"] for t in types},
         **extra,
     }
 
 
 def write(path: Path, rows: list[dict]) -> None:
+    """Rows as CSV; the columns are every key in first-seen order (n/a rows have fewer)."""
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -225,6 +296,7 @@ def write(path: Path, rows: list[dict]) -> None:
 
 
 def markdown(rows: list[dict]) -> str:
+    """F1 and interval per method (rows) and set (columns)."""
     sets = list(dict.fromkeys(r["set"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     lines = ["| method | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]

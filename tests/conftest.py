@@ -80,3 +80,49 @@ def tiny_tagger_ckpt(tmp_path_factory, tiny_encoder) -> Path:
     trainer.fit(module, dm)
     trainer.save_checkpoint(out / "tagger.ckpt")
     return out / "tagger.ckpt"
+
+
+def _build_tiny_bart(out_dir: Path, words: list[str]) -> Path:
+    """A random 1-layer BART with a word-level tokenizer (a few hundred KB, built in ~1 s): a stand-in for
+    a real seq2seq translator such as NLLB-200 (language codes in ``words`` become ordinary tokens)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(words)))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece()  # joins word pieces with spaces
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", vocab["</s>"])]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    fast.save_pretrained(out_dir)
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=len(vocab),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_bos_token_id=None,
+    )
+    BartForConditionalGeneration(config).save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq_builder():
+    """``build(out_dir, words) -> out_dir``: a random 1-layer BART with a word-level tokenizer of ``words``."""
+    return _build_tiny_bart

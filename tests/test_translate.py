@@ -271,6 +271,16 @@ def test_hf_translator_forces_target_language_token(tiny_bart: Path):
     assert all(t.split()[0] == "spa_Latn" for t in out), out
 
 
+def test_hf_translators_of_one_model_share_it(tiny_bart: Path):
+    # a translate-test run builds a translator per stage and language; NLLB-200-3.3B must load once
+    kwargs = dict(batch_size=2, num_beams=1, max_length=8, device="cpu", progress=False)
+    to_spa = HFSeq2SeqTranslator(tiny_bart, "eng_Latn", "spa_Latn", **kwargs)
+    other = HFSeq2SeqTranslator(tiny_bart, "eng_Latn", "xxx", **kwargs)
+    assert to_spa.translate(["the house"])[0].split()[0] == "spa_Latn"
+    other.translate(["the house"])
+    assert other._model is to_spa._model and other._forced_bos is None and to_spa._forced_bos is not None
+
+
 def test_hf_cache_key_names_model_and_languages(tiny_bart: Path):
     key = HFSeq2SeqTranslator(tiny_bart, "eng_Latn", "spa_Latn", dtype="bfloat16").cache_key()
     assert key["model"] == str(tiny_bart) and key["src_lang"] == "eng_Latn" and key["tgt_lang"] == "spa_Latn"

@@ -1,4 +1,9 @@
-"""Turn a trained xner module (teacher or distilled student) into a Hugging Face model directory."""
+"""The weight mapping between xner's token classifier and Hugging Face ``*ForTokenClassification`` models.
+
+One direction writes a trained xner module (teacher or distilled student) as a Hugging Face model directory
+(:func:`write_hf_directory`); the other reads a HF token-classification model, by hub name or directory,
+as an xner tagger (:func:`load_hub_tagger`), e.g. a published English NER model as a pipeline's source model.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
 
 from xner.data.encoding import encode_sentences
+from xner.labels import TAG_PATTERN, LabelSet
 from xner.models.tagger import TokenClassifier, usable_positions
 from xner.types import Sentence
 
@@ -100,6 +107,107 @@ def to_hf_model(classifier: TokenClassifier, labels: Sequence[str]) -> PreTraine
         )
     head.load_state_dict(classifier.head.state_dict())
     return model.eval()
+
+
+def label_set_of(labels: Sequence[str], source: str = "the model") -> LabelSet:
+    """The xner label set with exactly the IOB2 labels ``labels`` (in any order).
+
+    Raises:
+        ExportError: a label is not ``O``/``B-T``/``I-T``, or a type lacks its ``B-`` or ``I-`` label
+            (``source`` names the model in the message).
+    """
+    bad = [label for label in labels if not TAG_PATTERN.match(label) or label[:2] in ("E-", "S-")]
+    types = list(dict.fromkeys(label[2:] for label in labels if label != "O" and label not in bad))
+    label_set = LabelSet(types)
+    if bad or sorted(labels) != sorted(label_set.labels):
+        raise ExportError(
+            f"{source} has labels {list(labels)}; an xner tagger needs IOB2 labels: O plus B-T and I-T for "
+            "each type T (set config.id2label, e.g. {0: O, 1: B-PER, 2: I-PER, ...})"
+        )
+    return label_set
+
+
+def from_hf_model(model: PreTrainedModel, source: str = "the model") -> tuple[TokenClassifier, LabelSet]:
+    """The inverse of :func:`to_hf_model`: a HF token-classification model as encoder + linear head.
+
+    The head's rows are put in xner's label order (``O, B-T1, I-T1, ...``); the encoder is the model's base
+    model, shared, not copied. The result is checked to give the model's own logits on a probe input, so a
+    model with more than a linear head over its base model (a CRF, an MLP head) is refused, not misread.
+
+    Args:
+        model: e.g. ``AutoModelForTokenClassification.from_pretrained(name)``.
+        source: the model's name, for error messages.
+
+    Returns:
+        The classifier (eval mode) and its label set.
+
+    Raises:
+        ExportError: the labels are not IOB2, there is no linear ``classifier`` head, or the logits differ.
+    """
+    config = model.config
+    labels = [config.id2label[k] for k in range(config.num_labels)]
+    label_set = label_set_of(labels, source)
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, nn.Linear) or head.out_features != len(labels):
+        raise ExportError(
+            f"{source} ({type(model).__name__}) has no linear `classifier` with {len(labels)} outputs over its "
+            "base model; only such *ForTokenClassification models can be used as xner taggers"
+        )
+    dropout = getattr(getattr(model, "dropout", None), "p", 0.1)
+    classifier = TokenClassifier(model.base_model, len(labels), dropout).to(head.weight.device).eval()
+    order = torch.tensor([labels.index(label) for label in label_set.labels], device=head.weight.device)
+    # no_grad, not inference_mode: the parameters must stay ordinary tensors (trainable, exportable)
+    with torch.no_grad():
+        classifier.head.weight.copy_(head.weight[order])
+        classifier.head.bias.copy_(head.bias[order])
+        probe = torch.arange(1, 9).clamp(max=config.vocab_size - 1).unsqueeze(0).to(head.weight.device)
+        mask = torch.ones_like(probe)
+        expected = model.eval()(input_ids=probe, attention_mask=mask).logits[..., order]
+        found = classifier(probe, mask).logits
+    if not torch.allclose(found.float(), expected.float(), atol=1e-4):
+        raise ExportError(
+            f"{source} ({type(model).__name__}) computes its logits with more than its base model and a linear "
+            "`classifier`; it cannot be used as an xner tagger"
+        )
+    return classifier, label_set
+
+
+class HubTagger(nn.Module):
+    """A HF token-classification model in the form xner's prediction code takes (:func:`xner.predict.
+    predict_words`): ``.model`` (the :class:`TokenClassifier`), ``.label_set``, ``.hparams.encoder``.
+
+    Args:
+        classifier: from :func:`from_hf_model`.
+        label_set: its labels.
+        tokenizer_source: hub name or directory of the tokenizer (the model's own).
+    """
+
+    def __init__(self, classifier: TokenClassifier, label_set: LabelSet, tokenizer_source: str):
+        super().__init__()
+        self.model = classifier
+        self.label_set = label_set
+        self.hparams = SimpleNamespace(encoder=tokenizer_source)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs):
+        """Run the tagger (:class:`~xner.models.tagger.TaggerOutput`)."""
+        return self.model(input_ids, attention_mask, **kwargs)
+
+
+def load_hub_tagger(name_or_path: str, device: str | None = None) -> HubTagger:
+    """Load a HF token-classification model (hub name, or a directory with ``config.json``) as an xner tagger.
+
+    Args:
+        name_or_path: e.g. an English NER model on the hub, or an :mod:`xner.export` directory.
+        device: where to run it; ``None`` picks CUDA when available.
+
+    Raises:
+        ExportError: the model cannot serve as a tagger (see :func:`from_hf_model`).
+        OSError: transformers cannot find the model (offline without it in the HF cache, or a wrong name).
+    """
+    model = AutoModelForTokenClassification.from_pretrained(name_or_path)
+    classifier, label_set = from_hf_model(model, str(name_or_path))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return HubTagger(classifier, label_set, str(name_or_path)).to(device).eval()
 
 
 def check_out_dir(out_dir: str | Path, force: bool) -> Path:

@@ -1,9 +1,10 @@
 """Labelling words with a trained tagger: the one prediction function the pipeline calls.
 
 The pipeline sees a :class:`Labeller`: a callable from word lists to ``{"tags", "probs", "labels"}`` records
-with a :meth:`~Labeller.cache_key` that names the model. :func:`checkpoint_labeller` builds one from a
-checkpoint; it is the only place in :mod:`xner.pipeline` that reaches the model code, and it does so on call,
-so building or loading projected sets never imports Lightning.
+with a :meth:`~Labeller.cache_key` that names the model. :func:`make_labeller` builds one from a pipeline's
+``source_model``: an xner checkpoint (:class:`CheckpointLabeller`) or a Hugging Face token-classification
+model by hub name or directory (:class:`HubLabeller`). This is the only place in :mod:`xner.pipeline` that
+reaches the model code, and it does so on call, so building or loading projected sets never imports Lightning.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import numpy as np
 
 from xner.store import file_sha256
 from xner.types import Sentence
+
+# weight files whose bytes identify a local HF model directory in cache keys
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 
 
 class Labeller(Protocol):
@@ -44,6 +48,7 @@ class CheckpointLabeller:
         self.path = Path(path)
         self._predict = predict
         self._sha256: str | None = None
+        self._module = None
 
     def cache_key(self) -> dict[str, Any]:
         """``{"model_sha256": ...}`` of the checkpoint file."""
@@ -52,19 +57,100 @@ class CheckpointLabeller:
         return {"model_sha256": self._sha256}
 
     def __call__(self, sentences: list[list[str]], progress: bool | None = None) -> list[dict[str, Any]]:
-        """Load the checkpoint and tag ``sentences``."""
+        """Load the checkpoint (once) and tag ``sentences``."""
         # on call: the model code (torch, Lightning) is needed only when a stage is actually built
         from xner.lit.loading import load_checkpoint_module  # noqa: PLC0415
 
         predict = self._predict
         if predict is None:
             from xner.predict import predict_words as predict  # noqa: PLC0415
-        module = load_checkpoint_module(self.path)
-        labels = list(module.label_set.labels)
-        preds = predict(module, [Sentence(t) for t in sentences], progress=progress)
-        return [{"tags": p.tags, "probs": np.round(p.probs, 4).tolist(), "labels": labels} for p in preds]
+        if self._module is None:
+            self._module = load_checkpoint_module(self.path)
+        return _records(self._module, predict, sentences, progress)
+
+
+class HubLabeller:
+    """A :class:`Labeller` over a Hugging Face token-classification model, loaded on the first call.
+
+    The model must be encoder + linear head with IOB2 labels in ``config.id2label`` (e.g. an English NER model
+    fine-tuned on CoNLL-2003, or a directory written by :mod:`xner.export`); see
+    :func:`xner.export.convert.from_hf_model`.
+
+    Args:
+        name_or_path: hub name (``org/model``; needs a network or the local HF cache) or a model directory.
+        device: where to run it; ``None`` picks CUDA when available (not part of the cache key).
+        predict: the prediction function (default :func:`xner.predict.predict_words`).
+    """
+
+    def __init__(self, name_or_path: str | Path, device: str | None = None, predict: Callable | None = None):
+        self.name_or_path = str(name_or_path)
+        self.device = device
+        self._predict = predict
+        self._key: dict[str, Any] | None = None
+        self._module = None
+
+    def cache_key(self) -> dict[str, Any]:
+        """A local directory: the sha256 of its config and weight files; a hub name: the name itself (pin a
+        revision by downloading it to a directory)."""
+        if self._key is None:
+            path = Path(self.name_or_path)
+            if path.is_dir():
+                files = [path / "config.json"]
+                files += sorted(p for pattern in _WEIGHT_PATTERNS for p in path.glob(pattern))
+                self._key = {"hf_model": path.name, "files_sha256": {p.name: file_sha256(p) for p in files}}
+            else:
+                self._key = {"hf_model": self.name_or_path}
+        return self._key
+
+    def __call__(self, sentences: list[list[str]], progress: bool | None = None) -> list[dict[str, Any]]:
+        """Load the model (once) and tag ``sentences``."""
+        from xner.export.convert import load_hub_tagger  # noqa: PLC0415 - torch and transformers on call
+
+        predict = self._predict
+        if predict is None:
+            from xner.predict import predict_words as predict  # noqa: PLC0415
+        if self._module is None:
+            self._module = load_hub_tagger(self.name_or_path, self.device)
+        return _records(self._module, predict, sentences, progress)
+
+
+def _records(module, predict: Callable, sentences: list[list[str]], progress: bool | None) -> list[dict]:
+    labels = list(module.label_set.labels)
+    preds = predict(module, [Sentence(t) for t in sentences], progress=progress)
+    return [{"tags": p.tags, "probs": np.round(p.probs, 4).tolist(), "labels": labels} for p in preds]
 
 
 def checkpoint_labeller(path: str | Path) -> CheckpointLabeller:
-    """The default :class:`Labeller` of a pipeline spec's ``source_model``."""
+    """A :class:`CheckpointLabeller` of ``path`` (kept for callers that know they hold a checkpoint)."""
     return CheckpointLabeller(path)
+
+
+def make_labeller(source_model: str | Path, device: str | None = None) -> CheckpointLabeller | HubLabeller:
+    """The :class:`Labeller` of a pipeline spec's ``source_model``.
+
+    Args:
+        source_model: an xner checkpoint file (``.ckpt``), a HF model directory (with ``config.json``), or a
+            hub name such as ``org/model``.
+        device: for a HF model (see :class:`HubLabeller`); checkpoints load on the CPU.
+
+    Raises:
+        FileNotFoundError: ``source_model`` looks like a local path (a ``.ckpt`` name, or starts with ``/``,
+            ``.`` or ``~``) that does not exist, or is a directory without ``config.json``.
+    """
+    text = str(source_model)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return CheckpointLabeller(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"source_model {path} is a directory without config.json: give an xner checkpoint (.ckpt), a "
+                "Hugging Face model directory, or a hub name"
+            )
+        return HubLabeller(path, device)
+    if text.endswith(".ckpt") or text.startswith(("/", ".", "~")) or text.count("/") != 1:
+        raise FileNotFoundError(
+            f"source_model {text} not found: give an existing xner checkpoint (.ckpt; training runs write "
+            "checkpoints/best.ckpt), a Hugging Face model directory, or a hub name such as org/model"
+        )
+    return HubLabeller(text, device)

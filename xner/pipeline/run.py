@@ -35,7 +35,7 @@ import numpy as np
 from xner.data.registry import load_split
 from xner.labels import tags_to_spans
 from xner.pipeline.cache import StageCache, dump_json, dump_jsonl, input_hash, load_json, load_jsonl
-from xner.pipeline.label import Labeller, checkpoint_labeller
+from xner.pipeline.label import Labeller, make_labeller
 from xner.pipeline.methods import (
     SCORE_KINDS,  # noqa: F401 - re-exported for the CLI and its tests
     ProjectionMethod,
@@ -68,8 +68,9 @@ class PipelineSpec:
         to_english: translator config target -> English (translate-test sentences).
         aligner: aligner config (:func:`xner.pipeline.align.make_aligner`).
         projection: the method's options (each method module documents its own).
-        source_model: checkpoint of an English xner model: labels English in translate-test, and gives the
-            target-side NER scores of candidate matching.
+        source_model: the English NER model: an xner checkpoint, or a Hugging Face token-classification model
+            by hub name or directory (:func:`~xner.pipeline.label.make_labeller`). It labels English in
+            translate-test, and gives the target-side NER scores of candidate matching.
         limit: use only the first N sentences.
         drop_incomplete: translate-train: leave out sentences where some source entity was not projected.
     """
@@ -91,7 +92,10 @@ class PipelineSpec:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         get_method(self.method).check(self)
         if self.direction == "translate_test" and not self.source_model:
-            raise ValueError("translate-test needs source_model: the checkpoint of an English xner model")
+            raise ValueError(
+                "translate-test needs source_model: the checkpoint of an English xner model (or a Hugging Face "
+                "token-classification model by hub name or directory)"
+            )
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -127,7 +131,7 @@ class Pipeline:
         cache: the stage cache (default ``$XNER_CACHE/stages``).
         progress: show progress bars (``None``: when attached to a terminal).
         labeller: tags words with a model (translate-test's English, matching's target-side NER); default:
-            :func:`~xner.pipeline.label.checkpoint_labeller` of ``spec.source_model``, built when first needed.
+            :func:`~xner.pipeline.label.make_labeller` of ``spec.source_model``, built when first needed.
     """
 
     def __init__(
@@ -240,7 +244,7 @@ class Pipeline:
     def label(self, sentences: list[list[str]], upstream: str, name: str = "label"):
         """Tags and per-word label probabilities from the labeller (cached)."""
         if self._labeller is None:
-            self._labeller = checkpoint_labeller(self.spec.source_model)
+            self._labeller = make_labeller(self.spec.source_model)
         labeller = self._labeller
         return self._stage(
             name,
