@@ -48,6 +48,7 @@ from xner.pipeline.intrinsic import (
     resolve_data,
 )
 from xner.pipeline.label import make_labeller
+from xner.pipeline.names import snap_to_names
 from xner.pipeline.project import simple_tokenize
 from xner.pipeline.run import Pipeline
 from xner.stats import bootstrap_f1, paired_bootstrap
@@ -80,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["capitalised", "uninflected"],
         help="also run every method with names kept verbatim through Apertium under these policies "
         "(<method>+keep_<policy> rows, compared with the plain method on the same sentences)",
+    )
+    parser.add_argument(
+        "--snap",
+        action="store_true",
+        help="also score every tagging (model transfer included) with entities widened to the name-like run "
+        "they lie in (<method>+snap rows; xner.pipeline.names.snap_to_names)",
     )
     return parser.parse_args(argv)
 
@@ -138,6 +145,14 @@ def main(argv: list[str] | None = None) -> None:
         counts["model_transfer"] = count_entities(gold_tags, transfer, types)
         seconds = {"seconds": round(time.perf_counter() - start, 1)}
         rows.append(row(ref, "model_transfer", counts["model_transfer"], resamples, seconds, types))
+        words = [list(s.tokens) for s in gold]
+        if args.snap:
+            snapped, n = snap_to_names(words, transfer, evalset.lang)
+            counts["model_transfer+snap"] = count_entities(gold_tags, snapped, types)
+            widened = {"entities_widened": n["entities_widened"]}
+            rows.append(
+                row(ref, "model_transfer+snap", counts["model_transfer+snap"], resamples, widened, types)
+            )
         variants = [(m, None) for m in methods] + [(m, k) for k in args.keep_names for m in methods]
         for base, keep in variants:
             method = f"{base}+keep_{keep}" if keep else base
@@ -176,7 +191,14 @@ def main(argv: list[str] | None = None) -> None:
             }
             rows.append(row(ref, method, counts[method], resamples, extra, types))
             print(f"{ref} {method}: F1 {rows[-1]['f1']:.1f} {rows[-1]['f1_ci95']}", flush=True)
-            for kind in ENSEMBLES:  # the two taggings combined (xner.pipeline.ensemble)
+            if args.snap:
+                snapped, n = snap_to_names(words, predicted, evalset.lang)
+                counts[f"{method}+snap"] = count_entities(gold_tags, snapped, types)
+                widened = {"entities_widened": n["entities_widened"]}
+                rows.append(row(ref, f"{method}+snap", counts[f"{method}+snap"], resamples, widened, types))
+            for kind in (
+                ENSEMBLES if keep is None else ()
+            ):  # the two taggings combined (xner.pipeline.ensemble)
                 merged = [ensemble(kind, t, p) for t, p in zip(transfer, predicted, strict=True)]
                 counts[f"{kind}:{method}"] = count_entities(gold_tags, merged, types)
                 rows.append(row(ref, f"{kind}:{method}", counts[f"{kind}:{method}"], resamples, {}, types))
@@ -212,9 +234,11 @@ def compare(ref: str, counts: dict, resamples: int) -> list[dict]:
     """Paired bootstrap of each method against model transfer and the heuristic (same sentences)."""
     comparisons = []
     for method, c in counts.items():
-        # a +keep_names variant is also compared with its plain method: the fix's before/after
-        plain = method.split("+keep_")[0] if "+keep_" in method else None
-        for ref_method in dict.fromkeys(("model_transfer", "heuristic", *([plain] if plain else []))):
+        # a variant (+keep_<policy>, +snap) is also compared with what it varies: the fix's before/after; a
+        # snapped projection also with snapped model transfer
+        parent = method.rsplit("+", 1)[0] if "+" in method else None
+        snapped = "model_transfer+snap" if method.endswith("+snap") else None
+        for ref_method in dict.fromkeys(("model_transfer", "heuristic", *filter(None, (parent, snapped)))):
             if method == ref_method or ref_method not in counts:
                 continue
             cmp = paired_bootstrap(c, counts[ref_method], resamples=resamples)

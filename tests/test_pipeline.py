@@ -264,3 +264,35 @@ def test_translate_test_labels_through_the_given_labeller(toy_method, cache, dat
     assert out.meta["projection"]["source_entities"] == english_entities
     assert out.meta["intrinsic"]["sentences"] == 10
     assert stages(cache) == ["label", "translate"]
+
+
+def test_snap_to_names_widens_projected_entities_and_scores_the_widened_tags(toy_method, cache, data_dir):
+    """spec.snap_to_names post-processes every projected sentence with xner.pipeline.names.snap_to_names."""
+    from xner.pipeline.names import snap_to_names
+
+    class FirstCapitalised:  # tags only the first capitalised word of each English sentence
+        def cache_key(self):
+            return {"labeller": "first-capitalised"}
+
+        def __call__(self, sentences, progress=None):
+            out = []
+            for s in sentences:
+                first = next((i for i, w in enumerate(s) if i and w[:1].isupper() and w.isalpha()), None)
+                tags = ["B-PER" if i == first else "O" for i in range(len(s))]
+                out.append(
+                    {"tags": tags, "probs": [[1.0, 0.0, 0.0]] * len(s), "labels": ["O", "B-PER", "I-PER"]}
+                )
+            return out
+
+    base = {
+        **spec(direction="translate_test", data="conll2002:spa:test", method="toy_exact_string", limit=40),
+        "source_model": "unused.ckpt",
+    }
+    plain = Pipeline(base, data_dir, cache, labeller=FirstCapitalised()).run()
+    snapped = Pipeline({**base, "snap_to_names": True}, data_dir, cache, labeller=FirstCapitalised()).run()
+    words = [list(s.tokens) for s in plain.sentences]
+    expected, counts = snap_to_names(words, [s.tags for s in plain.sentences], "spa")
+    assert [list(s.tags) for s in snapped.sentences] == expected
+    assert snapped.meta["snapped_to_names"] == dict(counts) and counts["entities_widened"] > 0
+    assert "snapped_to_names" not in plain.meta
+    assert snapped.meta["intrinsic"] != plain.meta["intrinsic"]  # scored on the widened tags

@@ -44,6 +44,7 @@ from xner.pipeline.methods import (
     method_names,
     sum_counts,
 )
+from xner.pipeline.names import snap_to_names
 from xner.pipeline.project import ProjectionStats, simple_tokenize
 from xner.types import Sentence, Span
 
@@ -73,6 +74,8 @@ class PipelineSpec:
             translate-test, and gives the target-side NER scores of candidate matching.
         limit: use only the first N sentences.
         drop_incomplete: translate-train: leave out sentences where some source entity was not projected.
+        snap_to_names: widen each projected entity that covers part of a name-like run of target words to the
+            whole run (:func:`xner.pipeline.names.snap_to_names`; counted in ``meta["snapped_to_names"]``).
     """
 
     direction: str
@@ -86,6 +89,7 @@ class PipelineSpec:
     source_model: str | None = None
     limit: int | None = None
     drop_incomplete: bool = False
+    snap_to_names: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -324,15 +328,20 @@ class Pipeline:
         stats.check()
         out, skipped = [], Counter()
         base = gold if gold is not None else source
+        words = [res.tokens if res.tokens is not None else targets[k] for k, res in enumerate(results)]
+        tags = [res.tags for res in results]
+        snapped = None
+        if spec.snap_to_names:
+            tags, snapped = snap_to_names(words, tags, spec.lang)
         for k, res in enumerate(results):
-            tokens = res.tokens if res.tokens is not None else targets[k]
+            tokens = words[k]
             if not tokens:
                 skipped["empty_translation"] += 1
                 continue
             if spec.drop_incomplete and gold is None and res.stats.projected < res.stats.source_entities:
                 skipped["incomplete_projection"] += 1
                 continue
-            out.append(Sentence(tokens, res.tags, f"{base[k].id}>{spec.lang}", spec.lang, base[k].domain))
+            out.append(Sentence(tokens, tags[k], f"{base[k].id}>{spec.lang}", spec.lang, base[k].domain))
         meta = {
             "spec": asdict(spec),
             "sentences_in": len(source),
@@ -340,6 +349,8 @@ class Pipeline:
             "skipped_sentences": dict(skipped),
             "projection": stats.to_dict(),
         }
+        if snapped is not None:
+            meta["snapped_to_names"] = dict(snapped)
         if a_key is not None:
             meta["stage_keys"] = {"align": a_key}
         if method.counts_key:
@@ -348,7 +359,7 @@ class Pipeline:
         if objectives:
             meta["objective_sum"] = float(np.sum(objectives))
         if gold is not None:
-            meta["intrinsic"] = self._score(gold, [r.tags for r in results])
+            meta["intrinsic"] = self._score(gold, tags)
         return PipelineOutput(out, meta)
 
     @staticmethod

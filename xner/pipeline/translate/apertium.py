@@ -27,6 +27,12 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from xner.pipeline.names import (
+    CONNECTORS,
+    inflected_proper_nouns,
+    lowercase_vocabulary,
+    name_runs,
+)
 from xner.pipeline.translate.apertium_stream import (
     ApertiumError,
     Markup,
@@ -37,12 +43,6 @@ from xner.pipeline.translate.apertium_stream import (
     reformat,
 )
 from xner.pipeline.translate.base import show_progress
-from xner.pipeline.translate.verbatim import (
-    CONNECTORS,
-    inflected_proper_nouns,
-    lowercase_vocabulary,
-    name_runs,
-)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class ApertiumTranslator:
         data_dir: Apertium's data directory (default ``$APERTIUM_DATADIR`` or ``/usr/share/apertium``).
         keep_names: pass words that look like names through untranslated, as Apertium's ``apertium-notrans``
             does (each name goes through the engine as a blank): ``"capitalised"`` (or ``True``) keeps every
-            name-like run (:mod:`xner.pipeline.translate.verbatim`); ``"uninflected"`` leaves out the words
+            name-like run (:mod:`xner.pipeline.names`); ``"uninflected"`` leaves out the words
             the pair's analyser reads as inflected proper nouns ("Bilboko", "Reykjavíkur"), whose case
             endings the MT turns into English prepositions. Plain text only; counted in ``stats`` as
             ``kept_names``, ``kept_words`` and ``inflected_names_translated``.

@@ -1,6 +1,7 @@
-"""Which words of a sentence look like a name and should pass through MT untranslated.
+"""Which words of a sentence look like a name, without an NER model; and projected spans snapped to them.
 
-Rule-based MT translates every word it knows, names included: Apertium turns "Lobo" into "Wolf", "San Carlos
+Two uses. **Names kept verbatim through MT** (:class:`~xner.pipeline.translate.ApertiumTranslator`'s
+``keep_names``): rule-based MT translates every word it knows, names included: Apertium turns "Lobo" into "Wolf", "San Carlos
 de Bariloche" into "Saint Carlos of Bariloche" and "Zaragoza" into "Saragossa", and the English NER model then
 sees a name that is not in the target sentence. Kept verbatim (Apertium's ``apertium-notrans``: the words go
 through as a blank), the name reaches the English model as written.
@@ -16,12 +17,19 @@ What looks like a name, with no NER model:
   translated together (so "En", "El", "La" stay translatable when "en", "el", "la" occur elsewhere, while
   "Madrid" or "Kaupmannahöfn" at the start are kept). Scripts without case are never protected.
 
+**Span conventions** (:func:`snap_to_names`): a projected entity that covers only part of a name ("Beom Seok"
+of "Oh Beom Seok", "Moldavia" of "División Nacional de Moldavia") is widened to the whole name, when no other
+entity touches that name.
+
 The functions are pure: whitespace tokens in, ``(start, end)`` token spans out.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
+
+from xner.labels import spans_to_tags, tags_to_spans
 
 # How many connectors in a row may join two capitalised words ("de la", "de los").
 MAX_CONNECTORS = 2
@@ -154,3 +162,46 @@ def inflected_proper_nouns(analysis: str, tokens: Sequence[str]) -> set[int]:
         else:
             offset, i = offset + 1, i + 1
     return marked
+
+
+def snap_to_runs(tags: Sequence[str], runs: Sequence[tuple[int, int]]) -> tuple[list[str], int]:
+    """Widen each entity lying strictly inside a name run to the whole run, if no other entity overlaps it.
+
+    Args:
+        tags: IOB2 tags of one sentence.
+        runs: its name runs (:func:`name_runs`).
+
+    Returns:
+        The new tags and how many entities were widened.
+    """
+    spans = tags_to_spans(list(tags))
+    out, widened = [], 0
+    for span in spans:
+        run = next(((a, b) for a, b in runs if a <= span.start and span.end <= b), None)
+        alone = run is not None and not any(
+            o is not span and o.start < run[1] and o.end > run[0] for o in spans
+        )
+        if alone and (span.start, span.end) != run:
+            span = type(span)(run[0], run[1], span.label)
+            widened += 1
+        out.append(span)
+    return spans_to_tags(out, len(tags)), widened
+
+
+def snap_to_names(
+    sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], lang: str
+) -> tuple[list[list[str]], Counter[str]]:
+    """:func:`snap_to_runs` over a set of sentences, with the name runs of ``lang`` (ISO 639-3).
+
+    The lower-case vocabulary is the set's own (see :func:`name_runs`); ``Counter`` counts
+    ``entities_widened`` and ``sentences_changed``.
+    """
+    lowercase = lowercase_vocabulary(sentences)
+    connectors = CONNECTORS.get(lang, frozenset())
+    out, counts = [], Counter()
+    for tokens, sentence_tags in zip(sentences, tags, strict=True):
+        new, widened = snap_to_runs(sentence_tags, name_runs(tokens, lowercase, (), connectors))
+        counts["entities_widened"] += widened
+        counts["sentences_changed"] += bool(widened)
+        out.append(new)
+    return out, counts

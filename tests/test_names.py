@@ -1,10 +1,10 @@
-"""Which words pass through MT untranslated (xner.pipeline.translate.verbatim): pure functions."""
+"""Which words pass through MT untranslated (xner.pipeline.names): pure functions."""
 
 from __future__ import annotations
 
 import pytest
 
-from xner.pipeline.translate.verbatim import (
+from xner.pipeline.names import (
     CONNECTORS,
     inflected_proper_nouns,
     is_capitalised,
@@ -72,3 +72,39 @@ def test_inflected_proper_nouns_are_read_from_the_analysers_output():
     assert inflected_proper_nouns(analysis, tokens) == {0, 1, 2, 6}
     vocab = lowercase_vocabulary([tokens])
     assert name_runs(tokens, vocab, {0, 1, 2, 6}) == [(3, 5), (7, 9)]
+
+
+def _tags(spans: list[tuple[int, int, str]], n: int) -> list[str]:
+    from xner.labels import spans_to_tags
+    from xner.types import Span
+
+    return spans_to_tags([Span(a, b, t) for a, b, t in spans], n)
+
+
+def test_an_entity_inside_a_name_is_widened_to_the_whole_name():
+    from xner.pipeline.names import snap_to_runs
+
+    tokens = "el jugador Oh Beom Seok juega en San Carlos de Bariloche".split()
+    runs = name_runs(tokens, lowercase_vocabulary([tokens]), (), CONNECTORS["spa"])
+    assert runs == [(2, 5), (7, 11)]
+    tags, n = snap_to_runs(_tags([(3, 5, "PER"), (10, 11, "LOC")], 11), runs)
+    assert n == 2 and tags == _tags([(2, 5, "PER"), (7, 11, "LOC")], 11)
+    # the whole name already, an entity outside any name, one reaching outside its name: unchanged
+    same = _tags([(2, 5, "PER"), (0, 1, "ORG"), (6, 8, "LOC")], 11)
+    assert snap_to_runs(same, runs) == (same, 0)
+    # two entities in one name: neither is widened (which would win is not ours to guess)
+    two = _tags([(7, 8, "LOC"), (9, 10, "LOC")], 11)
+    assert snap_to_runs(two, runs) == (two, 0)
+
+
+def test_snap_to_names_counts_what_it_widened():
+    from xner.pipeline.names import snap_to_names
+
+    sentences = [["vive", "en", "San", "Carlos", "de", "Bariloche"], ["el", "perro", "Lobo"]]
+    tags = [_tags([(5, 6, "LOC")], 6), _tags([(2, 3, "PER")], 3)]
+    out, counts = snap_to_names(sentences, tags, "spa")
+    assert out == [_tags([(2, 6, "LOC")], 6), tags[1]]
+    assert counts == {"entities_widened": 1, "sentences_changed": 1}
+    # without Spanish connectors the name stops at "de"
+    out, _ = snap_to_names(sentences, tags, "isl")
+    assert out[0] == tags[0]
