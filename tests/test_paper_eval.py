@@ -50,8 +50,8 @@ def _script():
 # ------------------------------------------------------------------------------------------------ configs
 
 
-def test_shipped_configs_are_the_three_evaluations():
-    assert [p.stem for p in SHIPPED] == ["apertium", "masakhaner2_nllb", "wikiann_xtreme_nllb"]
+def test_shipped_configs_are_the_four_evaluations():
+    assert [p.stem for p in SHIPPED] == ["apertium", "apertium_dev", "masakhaner2_nllb", "wikiann_xtreme_nllb"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -63,7 +63,7 @@ def test_every_shipped_config_composes(path: Path):
     assert "source_model" in cfg and cfg["aligner"]["kind"] == "embedding"
     for s in sets:
         ref = DataRef.parse(s.ref)
-        assert ref.lang == s.lang and ref.split == "test"
+        assert ref.lang == s.lang and ref.split == ("dev" if path.stem.endswith("_dev") else "test")
         dataset_info(ref.dataset)  # a registered dataset
         assert s.to_english["kind"] == cfg["translator"]["kind"]
     if cfg["translator"]["kind"] != "hf":
@@ -94,6 +94,9 @@ def test_apertium_config_reports_missing_directions_as_na():
     sets = {s.ref: s for s in eval_sets(cfg, "apertium.yaml")}
     assert list(sets) == ["conll2002:spa:test", "wikiann:spa:test", "wikiann:eus:test", "wikiann:isl:test"]
     assert sets["wikiann:eus:test"].from_english == {} and cfg["limit"] == 2000
+    dev = load_eval_config(CONFIGS / "apertium_dev.yaml")  # the same evaluation on the dev splits
+    assert {k: v for k, v in dev.items() if k != "sets"} == {k: v for k, v in cfg.items() if k != "sets"}
+    assert [r.replace(":dev", ":test") for r in dev["sets"]] == list(sets)
     matching = cfg["methods"]["matching_ilp"]
     assert method_options("heuristic_bt", {}, False) is None
     assert method_options("matching_ilp", matching, False) == {"weights": {"align": 0.5, "ner": 0.5}}
