@@ -213,8 +213,14 @@ def main(argv: list[str] | None = None) -> None:
         comparisons += compare(ref, counts, resamples)
     write(out / "intrinsic.csv", rows)
     write(out / "comparisons.csv", comparisons)
+    # a local model is named by file name and content hash, never by a path of this machine
+    model = str(cfg["source_model"])
+    named = {
+        "source_model": Path(model).name if Path(model).exists() else model,
+        "source_model_key": labeller.cache_key(),
+    }
     (out / "config.json").write_text(
-        json.dumps({**cfg, "data_sources": sources}, indent=2, default=str) + "\n"
+        json.dumps({**cfg, **named, "data_sources": sources}, indent=2, default=str) + "\n"
     )
     print(markdown(rows))
 

@@ -51,7 +51,12 @@ def _script():
 
 
 def test_shipped_configs_are_the_four_evaluations():
-    assert [p.stem for p in SHIPPED] == ["apertium", "apertium_dev", "masakhaner2_nllb", "wikiann_xtreme_nllb"]
+    assert [p.stem for p in SHIPPED] == [
+        "apertium",
+        "apertium_dev",
+        "masakhaner2_nllb",
+        "wikiann_xtreme_nllb",
+    ]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -252,24 +257,33 @@ def test_nllb_evaluation_end_to_end_with_tiny_models(
     out = tmp_path / "out"
     _script().main(
         ["--config", str(CONFIGS / "masakhaner2_nllb.yaml"), "--source-model", str(source_model)]
-        + ["--sets", *sets, "--limit", "6", "--resamples", "50", "--out", str(out)]
+        + ["--sets", *sets, "--limit", "6", "--resamples", "50", "--out", str(out), "--snap"]
         + [arg for o in overrides for arg in ("--override", o)]
     )
     rows = list(csv.DictReader((out / "intrinsic.csv").open()))
     scored = {(r["set"], r["method"]): r for r in rows if r["f1"]}
     methods = ["model_transfer", "heuristic", "heuristic_bt", "matching_ilp", "matching_greedy"]
     for ref in sets:
-        for method in methods + [
-            f"{k}:{m}" for m in methods[1:] for k in ("transfer_fill", "projection_fill")
-        ]:
+        for method in (
+            methods
+            + [f"{m}+snap" for m in methods]
+            + [f"{k}:{m}" for m in methods[1:] for k in ("transfer_fill", "projection_fill")]
+        ):
             r = scored[(ref, method)]
             assert 0.0 <= float(r["f1"]) <= 100.0 and int(r["sentences"]) == 6, r
         assert json.loads(scored[(ref, "matching_ilp")]["weights"])["translation"] == 1.0
     assert len(scored) == len(rows)  # both directions exist for every language: no n/a row
     comparisons = list(csv.DictReader((out / "comparisons.csv").open()))
     assert {(c["set"], c["reference"]) for c in comparisons} >= {(s, "model_transfer") for s in sets}
+    # each snapped tagging is compared with itself unsnapped and with snapped model transfer
+    pairs = {(c["method"], c["reference"]) for c in comparisons}
+    assert {("matching_ilp+snap", "matching_ilp"), ("matching_ilp+snap", "model_transfer+snap")} <= pairs
     recorded = json.loads((out / "config.json").read_text())
-    assert recorded["data_sources"] == {s: s for s in sets} and recorded["source_model"] == str(source_model)
+    assert recorded["data_sources"] == {s: s for s in sets}
+    # a local model is recorded by name and content hash: no path of this machine in the results
+    assert (
+        recorded["source_model"] == Path(source_model).name and recorded["source_model_key"]["files_sha256"]
+    )
     # NLLB's language codes reached the translator, in both directions
     manifests = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("stages/*/manifest.json")]
     directions = {
