@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                 "projection": options,
                 "source_model": str(cfg["source_model"]),
                 "limit": limit,
+                "join_words": evalset.join,
             }
             pipeline = Pipeline(spec, progress=False, labeller=labeller)
             result = pipeline.run()
@@ -270,7 +271,7 @@ def write_analysis(path: Path, pipeline: Pipeline, predicted: list, transfer: li
     approximate); drop reasons are replayed exactly for ``heuristic`` and inferred from the links otherwise.
     """
     spec, gold = pipeline.spec, pipeline.inputs()[0]
-    translations, t_key = pipeline.translate([" ".join(s.tokens) for s in gold], spec.to_english, None)
+    translations, t_key = pipeline.translate(pipeline.texts(gold), spec.to_english, None)
     english = [simple_tokenize(t) for t in translations]
     labelled, l_key = pipeline.label(english, t_key)
     links, _ = pipeline.align(english, [list(s.tokens) for s in gold], l_key)

@@ -92,6 +92,9 @@ def test_every_shipped_config_composes(path: Path):
     else:  # XTREME's 40 PAN-X languages less English, each with its hub configuration
         assert len(sets) == 39 and "eng" not in langs
         assert all(s.hub["hf"] == "unimelb-nlp/wikiann" and len(s.hub["config"]) == 2 for s in sets)
+        # character-split sets reach MT unspaced; every other set with spaces
+        assert {s.lang for s in sets if s.join == ""} == {"jpn", "zho"}
+        assert all(s.join in ("", " ") for s in sets)
 
 
 def test_apertium_config_reports_missing_directions_as_na():

@@ -296,3 +296,31 @@ def test_snap_to_names_widens_projected_entities_and_scores_the_widened_tags(toy
     assert snapped.meta["snapped_to_names"] == dict(counts) and counts["entities_widened"] > 0
     assert "snapped_to_names" not in plain.meta
     assert snapped.meta["intrinsic"] != plain.meta["intrinsic"]  # scored on the widened tags
+
+
+def test_join_words_is_the_text_mt_gets(toy_method, cache, data_dir, tmp_path):
+    """spec.join_words: "" gives MT the words unspaced (character-split sets such as WikiANN zh/ja)."""
+    from xner.pipeline.run import Pipeline as P
+
+    base = {
+        **spec(direction="translate_test", data="conll2002:spa:test", method="toy_exact_string", limit=3),
+        "source_model": "unused.ckpt",
+    }
+    gold = P(base, data_dir, cache).inputs()[0]
+    table = tmp_path / "unspaced.tsv"  # translations keyed by the unspaced text only
+    table.write_text("".join(f"{''.join(s.tokens)}\tsome English text\n" for s in gold), encoding="utf-8")
+    unspaced = {**base, "to_english": {"kind": "file", "path": str(table)}, "join_words": ""}
+
+    class Nothing:
+        def cache_key(self):
+            return {"labeller": "nothing"}
+
+        def __call__(self, sentences, progress=None):
+            return [{"tags": ["O"] * len(s), "probs": [[1.0]] * len(s), "labels": ["O"]} for s in sentences]
+
+    out = P(unspaced, data_dir, cache, labeller=Nothing()).run()
+    assert out.meta["sentences_in"] == 3 and P(unspaced, data_dir, cache).texts(gold)[0] == "".join(
+        gold[0].tokens
+    )
+    with pytest.raises(KeyError):  # the default joins with spaces: those texts are not in the table
+        P({**unspaced, "join_words": " "}, data_dir, cache, labeller=Nothing()).run()

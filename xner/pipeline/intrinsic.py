@@ -7,7 +7,8 @@ a shared base (``defaults: [base/nllb, _self_]``) and change only what differs. 
   ``code``, the language's code for the shared ``translator`` (e.g. NLLB-200's ``hau_Latn``), from which
   both directions are built with ``english_code``; or ``to_english`` / ``from_english`` translator configs,
   merged over ``translator`` (``from_english: null`` where no English->target MT exists). ``hub_config``
-  names the set's configuration in the ``hub`` dataset (below).
+  names the set's configuration in the ``hub`` dataset (below); ``join: ""`` gives MT the words without
+  spaces between them (sets split into characters, such as WikiANN zh and ja).
 - ``translator``: the translator config shared by every set (``{kind: hf, model_name_or_path: ...}``).
 - ``english_code`` / ``code_pattern``: English's code for that translator, and a regex every ``code`` must
   match (a typo in a language code would otherwise translate into the wrong language without an error).
@@ -44,7 +45,7 @@ CONFIG_KEYS = (
     "types",
     "device",
 )
-SET_KEYS = ("code", "to_english", "from_english", "hub_config")
+SET_KEYS = ("code", "to_english", "from_english", "hub_config", "join")
 
 
 class EvalConfigError(ValueError):
@@ -62,6 +63,7 @@ class EvalSet:
         from_english: translator config English -> target; empty when there is none.
         hub: the split spec to read when the file is not under the data dir (``None``: no fallback).
         obtain: how to get the file when it is missing (from the config).
+        join: the string between words in the text given to MT (the pipeline spec's ``join_words``).
     """
 
     ref: str
@@ -70,6 +72,7 @@ class EvalSet:
     from_english: dict = field(default_factory=dict)
     hub: dict | None = None
     obtain: str | None = None
+    join: str = " "
 
 
 def load_eval_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
@@ -155,7 +158,10 @@ def _eval_set(ref: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], source
         if not cfg.get("hub"):
             raise EvalConfigError(f"{where}: hub_config given but the config has no `hub` split spec")
         hub = {**cfg["hub"], "config": str(entry["hub_config"]), "lang": data.lang}
-    return EvalSet(ref, data.lang, to_english, from_english, hub, cfg.get("obtain"))
+    join = entry.get("join", " ")
+    if not isinstance(join, str):
+        raise EvalConfigError(f'{where}: join must be a string ("" or " "), got {join!r}')
+    return EvalSet(ref, data.lang, to_english, from_english, hub, cfg.get("obtain"), join)
 
 
 def _coded(code: Any, template: dict, cfg: Mapping[str, Any], where: str) -> tuple[dict, dict]:

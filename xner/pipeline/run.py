@@ -74,6 +74,8 @@ class PipelineSpec:
             translate-test, and gives the target-side NER scores of candidate matching.
         limit: use only the first N sentences.
         drop_incomplete: translate-train: leave out sentences where some source entity was not projected.
+        join_words: the string between a sentence's words in the text given to MT (``""`` for scripts written
+            without spaces whose sets are split into characters, such as WikiANN Chinese and Japanese).
         snap_to_names: widen each projected entity that covers part of a name-like run of target words to the
             whole run (:func:`xner.pipeline.names.snap_to_names`; counted in ``meta["snapped_to_names"]``).
     """
@@ -90,6 +92,7 @@ class PipelineSpec:
     limit: int | None = None
     drop_incomplete: bool = False
     snap_to_names: bool = False
+    join_words: str = " "
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -173,9 +176,9 @@ class Pipeline:
             self._inputs = sentences, asdict(stats)
         return self._inputs
 
-    @staticmethod
-    def _texts(sentences: Sequence[Sentence]) -> list[str]:
-        return [" ".join(s.tokens) for s in sentences]
+    def texts(self, sentences: Sequence[Sentence]) -> list[str]:
+        """The sentences as the text MT gets: their words joined by ``spec.join_words``."""
+        return [self.spec.join_words.join(s.tokens) for s in sentences]
 
     # ------------------------------------------------------------------------------------------ stages
     def _stage(
@@ -277,12 +280,12 @@ class Pipeline:
         if own is not None:
             translations, t_key = self.translate(own.texts, own.translator, None, own.stage)
             return None, translations, t_key
-        translations, t_key = self.translate(self._texts(sentences), self.spec.from_english, None)
+        translations, t_key = self.translate(self.texts(sentences), self.spec.from_english, None)
         return [simple_tokenize(t) for t in translations], None, t_key
 
     def _test_sources(self, sentences: list[Sentence]):
         """Translate-test: the English translations labelled by the source model are the source side."""
-        translations, t_key = self.translate(self._texts(sentences), self.spec.to_english, None)
+        translations, t_key = self.translate(self.texts(sentences), self.spec.to_english, None)
         english = [simple_tokenize(t) for t in translations]
         labelled, l_key = self.label(english, t_key)
         source = [Sentence(e, r["tags"]) for e, r in zip(english, labelled, strict=True)]
