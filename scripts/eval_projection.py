@@ -28,7 +28,6 @@ where model transfer and projection disagree (:mod:`xner.pipeline.analysis`).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import time
@@ -52,6 +51,7 @@ from xner.pipeline.names import snap_to_names
 from xner.pipeline.project import simple_tokenize
 from xner.pipeline.run import Pipeline
 from xner.stats import bootstrap_f1, paired_bootstrap
+from xner.tables import write_csv
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "projection_eval" / "apertium.yaml"
 
@@ -141,18 +141,20 @@ def main(argv: list[str] | None = None) -> None:
         gold_tags = [s.tags for s in gold]
         counts = {}
         start = time.perf_counter()
-        transfer = [r["tags"] for r in labeller([list(s.tokens) for s in gold], progress=False)]
+        words = [list(s.tokens) for s in gold]
+        transfer = [r["tags"] for r in labeller(words, progress=False)]
         counts["model_transfer"] = count_entities(gold_tags, transfer, types)
         seconds = {"seconds": round(time.perf_counter() - start, 1)}
         rows.append(row(ref, "model_transfer", counts["model_transfer"], resamples, seconds, types))
-        words = [list(s.tokens) for s in gold]
+        snap = {
+            "words": words,
+            "gold_tags": gold_tags,
+            "lang": evalset.lang,
+            "resamples": resamples,
+            "types": types,
+        }
         if args.snap:
-            snapped, n = snap_to_names(words, transfer, evalset.lang)
-            counts["model_transfer+snap"] = count_entities(gold_tags, snapped, types)
-            widened = {"entities_widened": n["entities_widened"]}
-            rows.append(
-                row(ref, "model_transfer+snap", counts["model_transfer+snap"], resamples, widened, types)
-            )
+            rows.append(snapped_row(ref, "model_transfer", transfer, counts, **snap))
         variants = [(m, None) for m in methods] + [(m, k) for k in args.keep_names for m in methods]
         for base, keep in variants:
             method = f"{base}+keep_{keep}" if keep else base
@@ -193,10 +195,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row(ref, method, counts[method], resamples, extra, types))
             print(f"{ref} {method}: F1 {rows[-1]['f1']:.1f} {rows[-1]['f1_ci95']}", flush=True)
             if args.snap:
-                snapped, n = snap_to_names(words, predicted, evalset.lang)
-                counts[f"{method}+snap"] = count_entities(gold_tags, snapped, types)
-                widened = {"entities_widened": n["entities_widened"]}
-                rows.append(row(ref, f"{method}+snap", counts[f"{method}+snap"], resamples, widened, types))
+                rows.append(snapped_row(ref, method, predicted, counts, **snap))
             for kind in (
                 ENSEMBLES if keep is None else ()
             ):  # the two taggings combined (xner.pipeline.ensemble)
@@ -212,8 +211,8 @@ def main(argv: list[str] | None = None) -> None:
                     types,
                 )
         comparisons += compare(ref, counts, resamples)
-    write(out / "intrinsic.csv", rows)
-    write(out / "comparisons.csv", comparisons)
+    write_csv(out / "intrinsic.csv", rows)
+    write_csv(out / "comparisons.csv", comparisons)
     # a local model is named by file name and content hash, never by a path of this machine
     model = str(cfg["source_model"])
     named = {
@@ -300,6 +299,17 @@ def write_analysis(path: Path, pipeline: Pipeline, predicted: list, transfer: li
     )
 
 
+def snapped_row(
+    ref: str, method: str, tags: list, counts: dict, *, words, gold_tags, lang, resamples, types
+) -> dict:
+    """The ``<method>+snap`` row, its counts added to ``counts``: the tagging with entities widened to their
+    names (:func:`xner.pipeline.names.snap_to_names`)."""
+    snapped, n = snap_to_names(words, tags, lang)
+    counts[f"{method}+snap"] = count_entities(gold_tags, snapped, types)
+    widened = {"entities_widened": n["entities_widened"]}
+    return row(ref, f"{method}+snap", counts[f"{method}+snap"], resamples, widened, types)
+
+
 def row(ref: str, method: str, counts, resamples: int, extra: dict, types: list[str]) -> dict:
     """One ``intrinsic.csv`` row: F1 with its bootstrap interval, precision, recall, F1 per type, extras."""
     scores = scores_from_counts(counts)
@@ -315,15 +325,6 @@ def row(ref: str, method: str, counts, resamples: int, extra: dict, types: list[
         **{f"f1_{t}": scores["per_type"][t]["f1"] for t in types},
         **extra,
     }
-
-
-def write(path: Path, rows: list[dict]) -> None:
-    """Rows as CSV; the columns are every key in first-seen order (n/a rows have fewer)."""
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def markdown(rows: list[dict]) -> str:

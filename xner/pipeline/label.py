@@ -35,7 +35,28 @@ class Labeller(Protocol):
         ...
 
 
-class CheckpointLabeller:
+class _LazyLabeller:
+    """A :class:`Labeller` whose model is loaded on the first call (by :meth:`_load`) and kept."""
+
+    _predict: Callable | None = None
+    _module: Any = None
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, sentences: list[list[str]], progress: bool | None = None) -> list[dict[str, Any]]:
+        """Load the model (once) and tag ``sentences``."""
+        predict = self._predict
+        if predict is None:
+            from xner.predict import predict_words as predict  # noqa: PLC0415 - model code on call only
+        if self._module is None:
+            self._module = self._load()
+        labels = list(self._module.label_set.labels)
+        preds = predict(self._module, [Sentence(t) for t in sentences], progress=progress)
+        return [{"tags": p.tags, "probs": np.round(p.probs, 4).tolist(), "labels": labels} for p in preds]
+
+
+class CheckpointLabeller(_LazyLabeller):
     """A :class:`Labeller` over an xner checkpoint, loaded on the first call.
 
     Args:
@@ -48,7 +69,6 @@ class CheckpointLabeller:
         self.path = Path(path)
         self._predict = predict
         self._sha256: str | None = None
-        self._module = None
 
     def cache_key(self) -> dict[str, Any]:
         """``{"model_sha256": ...}`` of the checkpoint file."""
@@ -56,20 +76,14 @@ class CheckpointLabeller:
             self._sha256 = file_sha256(self.path)
         return {"model_sha256": self._sha256}
 
-    def __call__(self, sentences: list[list[str]], progress: bool | None = None) -> list[dict[str, Any]]:
-        """Load the checkpoint (once) and tag ``sentences``."""
+    def _load(self) -> Any:
         # on call: the model code (torch, Lightning) is needed only when a stage is actually built
         from xner.lit.loading import load_checkpoint_module  # noqa: PLC0415
 
-        predict = self._predict
-        if predict is None:
-            from xner.predict import predict_words as predict  # noqa: PLC0415
-        if self._module is None:
-            self._module = load_checkpoint_module(self.path)
-        return _records(self._module, predict, sentences, progress)
+        return load_checkpoint_module(self.path)
 
 
-class HubLabeller:
+class HubLabeller(_LazyLabeller):
     """A :class:`Labeller` over a Hugging Face token-classification model, loaded on the first call.
 
     The model must be encoder + linear head with IOB2 labels in ``config.id2label`` (e.g. an English NER model
@@ -87,7 +101,6 @@ class HubLabeller:
         self.device = device
         self._predict = predict
         self._key: dict[str, Any] | None = None
-        self._module = None
 
     def cache_key(self) -> dict[str, Any]:
         """A local directory: the sha256 of its config and weight files; a hub name: the name itself (pin a
@@ -102,22 +115,10 @@ class HubLabeller:
                 self._key = {"hf_model": self.name_or_path}
         return self._key
 
-    def __call__(self, sentences: list[list[str]], progress: bool | None = None) -> list[dict[str, Any]]:
-        """Load the model (once) and tag ``sentences``."""
+    def _load(self) -> Any:
         from xner.export.convert import load_hub_tagger  # noqa: PLC0415 - torch and transformers on call
 
-        predict = self._predict
-        if predict is None:
-            from xner.predict import predict_words as predict  # noqa: PLC0415
-        if self._module is None:
-            self._module = load_hub_tagger(self.name_or_path, self.device)
-        return _records(self._module, predict, sentences, progress)
-
-
-def _records(module, predict: Callable, sentences: list[list[str]], progress: bool | None) -> list[dict]:
-    labels = list(module.label_set.labels)
-    preds = predict(module, [Sentence(t) for t in sentences], progress=progress)
-    return [{"tags": p.tags, "probs": np.round(p.probs, 4).tolist(), "labels": labels} for p in preds]
+        return load_hub_tagger(self.name_or_path, self.device)
 
 
 def checkpoint_labeller(path: str | Path) -> CheckpointLabeller:

@@ -87,7 +87,10 @@ def predict(cfg: DictConfig) -> dict:
     precision = str(resolve_precision(cfg.trainer.get("precision", "32-true"), device.type))
     bf16 = "bf16" in precision
     if not bf16 and precision.startswith("16"):
-        log.warning("trainer.precision=%s: predict.py runs fp16 models in fp32; use bf16-mixed for autocast")
+        log.warning(
+            "trainer.precision=%s: predict.py runs fp16 models in fp32; use bf16-mixed for autocast",
+            precision,
+        )
     with timer(timings, "load"):
         module = load_checkpoint_module(cfg.ckpt_path).to(device)
     max_length = int(cfg.get("max_length") or model_max_length(module))

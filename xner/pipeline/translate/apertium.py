@@ -199,6 +199,8 @@ class ApertiumTranslator:
         self.batch_size = batch_size
         self.progress = progress
         self.keep_names = keep_names
+        src = _split_pair(self.pair)[0]
+        self._connectors = CONNECTORS.get(_ISO1_TO_3.get(src, src), frozenset())  # of the source language
         self.name = (
             f"apertium-{self.pair}"
             + ("-html" if markup == "html" else "")
@@ -332,9 +334,7 @@ class ApertiumTranslator:
         tokens = text.split()
         parts = [escape_stream(t) for t in tokens]
         self.stats["inflected_names_translated"] += len(inflected)
-        src = _split_pair(self.pair)[0]
-        connectors = CONNECTORS.get(_ISO1_TO_3.get(src, src), frozenset())
-        for start, end in reversed(name_runs(tokens, lowercase, inflected, connectors)):
+        for start, end in reversed(name_runs(tokens, lowercase, inflected, self._connectors)):
             parts[start:end] = ["[" + escape_stream(" ".join(tokens[start:end])) + "]"]
             self.stats["kept_names"] += 1
             self.stats["kept_words"] += end - start
@@ -342,30 +342,29 @@ class ApertiumTranslator:
 
     def _inflected_names(self, texts: Sequence[str]) -> dict[int, set[int]]:
         """Per input index, the tokens the pair's analyser (the pipeline's first stage) reads as inflected names."""
-        analyser = self._pipeline().split("\n", 1)[1].split(" | ", 1)[0]
+        analyser = "set -o pipefail\n" + self._pipeline().split("\n", 1)[1].split(" | ", 1)[0]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         out: dict[int, set[int]] = {}
         for s in range(0, len(todo), self.batch_size):
             batch = todo[s : s + self.batch_size]
-            data = "".join(escape_stream(" ".join(texts[i].split())) + "\n\0" for i in batch).encode("utf-8")
-            res = subprocess.run(
-                ["bash", "-c", "set -o pipefail\n" + analyser],
-                input=data,
-                capture_output=True,
-                env={**os.environ, "LC_ALL": "C.UTF-8"},
-            )
-            if res.returncode != 0:
-                raise ApertiumError(f"Apertium {self.pair} analyser failed: {res.stderr.decode()[-2000:]}")
-            chunks = res.stdout.decode("utf-8").split("\0")
-            for i, chunk in zip(batch, chunks, strict=False):
+            streams = [escape_stream(collapse(texts[i])) for i in batch]
+            chunks, _ = self._run_script(analyser, streams, f"analyser batch {s // self.batch_size}")
+            for i, chunk in zip(batch, chunks, strict=True):
                 out[i] = inflected_proper_nouns(chunk.strip("\n"), texts[i].split())
         return out
 
     def _run_batch(self, streams: list[str], batch_no: int) -> list[str]:
+        chunks, surplus = self._run_script(self._pipeline(), streams, f"batch {batch_no}")
+        self.stats["surplus_chunks"] += surplus
+        return chunks
+
+    def _run_script(self, script: str, streams: list[str], what: str) -> tuple[list[str], int]:
+        """Run an engine script over null-separated streams: exactly one output chunk per stream (checked),
+        and the number of empty surplus chunks the engine appended."""
         data = "".join(s + "\n\0" for s in streams).encode("utf-8")
         env = {**os.environ, "LC_ALL": "C.UTF-8"}
         res = subprocess.run(
-            ["bash", "-c", self._pipeline(), "apertium-pipeline", "-n", ""],
+            ["bash", "-c", script, "apertium-pipeline", "-n", ""],
             input=data,
             capture_output=True,
             env=env,
@@ -373,31 +372,25 @@ class ApertiumTranslator:
         stderr = res.stderr.decode("utf-8", "replace").strip()
         if res.returncode != 0:
             raise ApertiumError(
-                f"Apertium {self.pair} failed on batch {batch_no} (rc={res.returncode}): {stderr[-2000:]}"
+                f"Apertium {self.pair} failed on {what} (rc={res.returncode}): {stderr[-2000:]}"
             )
         if stderr:
             # e.g. eng-cat's harmless "index > limit" transfer warning.
-            log.debug(
-                "Apertium %s stderr on batch %d: %s",
-                self.pair,
-                batch_no,
-                stderr[-2000:],
-            )
+            log.debug("Apertium %s stderr on %s: %s", self.pair, what, stderr[-2000:])
         chunks = res.stdout.decode("utf-8").split("\0")
         if len(chunks) < len(streams):
             raise ApertiumError(
-                f"Apertium {self.pair} returned {len(chunks)} chunks for {len(streams)} sentences in batch "
-                f"{batch_no}; sentence boundaries were lost. stderr: {stderr[-2000:]!r}"
+                f"Apertium {self.pair} returned {len(chunks)} chunks for {len(streams)} sentences in {what}; "
+                f"sentence boundaries were lost. stderr: {stderr[-2000:]!r}"
             )
         surplus = chunks[len(streams) :]
         if any(c.strip() for c in surplus):
             raise ApertiumError(
-                f"Apertium {self.pair} returned {len(chunks)} chunks for {len(streams)} sentences in batch "
-                f"{batch_no} and the surplus is not empty ({[c for c in surplus if c.strip()][:3]!r}); "
+                f"Apertium {self.pair} returned {len(chunks)} chunks for {len(streams)} sentences in {what} "
+                f"and the surplus is not empty ({[c for c in surplus if c.strip()][:3]!r}); "
                 "outputs cannot be matched to inputs."
             )
-        self.stats["surplus_chunks"] += len(surplus)
-        return chunks[: len(streams)]
+        return chunks[: len(streams)], len(surplus)
 
 
 def _apertium_version() -> str | None:
